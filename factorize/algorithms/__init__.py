@@ -1,0 +1,50 @@
+"""Methods by name. A method is a mixer, an objective and defaults, never a training loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from factorize.algorithms.objective import Objective, UpdateInputs
+from factorize.algorithms.td import TDObjective
+from factorize.errors import ConfigError
+
+__all__ = ["AlgorithmSpec", "Objective", "UpdateInputs", "ALGORITHMS", "get_algorithm", "register_algorithm"]
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """`defaults` are config overrides (e.g. which mixer) that the user may override in turn."""
+
+    name: str
+    description: str
+    objective: type[Objective]
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+ALGORITHMS: dict[str, AlgorithmSpec] = {}
+
+
+def register_algorithm(spec: AlgorithmSpec) -> AlgorithmSpec:
+    ALGORITHMS[spec.name] = spec
+    return spec
+
+
+register_algorithm(
+    AlgorithmSpec("iql", "independent Q-learning: per-agent TD on the team reward, no mixer", TDObjective,
+                  {"mixer.name": "none"})
+)
+register_algorithm(
+    AlgorithmSpec("vdn", "value decomposition networks: Q_tot = sum of utilities", TDObjective,
+                  {"mixer.name": "vdn"})
+)
+register_algorithm(
+    AlgorithmSpec("qmix", "QMIX: monotonic state-conditioned mixing network", TDObjective,
+                  {"mixer.name": "qmix"})
+)
+
+
+def get_algorithm(name: str) -> AlgorithmSpec:
+    if name not in ALGORITHMS:
+        raise ConfigError(f"algo: unknown method {name!r}; allowed: {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[name]

@@ -1,0 +1,114 @@
+"""What an objective sees, and the base class every objective derives from.
+
+The learner computes everything methods share once per update (agent values for the whole
+batch, target values, double-Q greedy actions, TD targets, masking) and hands it over as
+`UpdateInputs`. An objective only says how those become a loss; it may own extra networks
+(WQMIX's central Q*, for instance), which the learner optimises and target-copies with the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import torch
+from torch import Tensor, nn
+
+from factorize.buffer import EpisodeBatch
+from factorize.config import RunConfig
+from factorize.envs.base import EnvInfo
+from factorize.mixers.base import Mixer, mix
+
+
+@dataclass
+class UpdateInputs:
+    """One update's shared quantities. T is the (trimmed) number of transitions.
+
+    agent_qs [B,T+1,N,A] online utilities (with grad); target_agent_qs [B,T+1,N,A] from the
+    target agent (no grad; the online ones detached when target networks are off).
+    chosen_qs [B,T,N] online values of the taken actions.
+    next_actions [B,T,N] greedy actions at t+1 over available actions (online argmax when
+    double Q is on, target argmax otherwise); target_next_qs [B,T,N] their target values.
+    agent_features / target_agent_features [B,T+1,N,H] when the mixer needs them, else None.
+    """
+
+    batch: EpisodeBatch
+    agent_qs: Tensor
+    target_agent_qs: Tensor
+    chosen_qs: Tensor
+    next_actions: Tensor
+    target_next_qs: Tensor
+    agent_features: Tensor | None
+    target_agent_features: Tensor | None
+    mixer: Mixer | None
+    target_mixer: Mixer | None
+    gamma: float
+    reward_scale: float
+
+    @property
+    def mask(self) -> Tensor:
+        """[B,T] float: 1 on real steps."""
+        return self.batch.mask.to(self.chosen_qs.dtype)
+
+    def td_target(self, next_value: Tensor) -> Tensor:
+        """r + gamma * (1 - terminated) * next_value; next_value [B,T,K] -> [B,T,K].
+
+        Truncated episodes keep bootstrapping: only termination zeroes the future.
+        """
+        b = self.batch
+        reward = (b.reward * self.reward_scale).unsqueeze(-1)
+        alive = (~b.terminated).to(next_value.dtype).unsqueeze(-1)
+        return reward + self.gamma * alive * next_value
+
+    def masked_mean(self, values: Tensor) -> Tensor:
+        """Mean of values [B,T,K] over real steps only (padding contributes nothing)."""
+        m = self.mask.unsqueeze(-1).expand_as(values)
+        return (values * m).sum() / m.sum().clamp(min=1.0)
+
+    def mix_online(self, mixer: Mixer | None, qs: Tensor, actions: Tensor) -> Tensor:
+        """Online joint value of `actions` [B,T,N] (values qs [B,T,N]) at steps 0..T-1."""
+        b = self.batch
+        return mix(
+            mixer, qs, b.state[:, :-1], actions=actions, agent_qs=self.agent_qs[:, :-1],
+            agent_features=None if self.agent_features is None else self.agent_features[:, :-1],
+            avail=b.avail[:, :-1],
+        )
+
+    def mix_target(self, mixer: Mixer | None) -> Tensor:
+        """Target joint value of the greedy next actions at steps 1..T (no grad)."""
+        b = self.batch
+        with torch.no_grad():
+            return mix(
+                mixer, self.target_next_qs, b.state[:, 1:], actions=self.next_actions,
+                agent_qs=self.target_agent_qs[:, 1:],
+                agent_features=None if self.target_agent_features is None else self.target_agent_features[:, 1:],
+                avail=b.avail[:, 1:],
+            )
+
+
+class Objective(nn.Module):
+    """Base objective: subclasses turn `UpdateInputs` into a loss and logged statistics."""
+
+    def __init__(self, cfg: RunConfig, info: EnvInfo) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.info = info
+
+    def loss(self, inputs: UpdateInputs, target: "Objective") -> tuple[Tensor, dict[str, float]]:
+        raise NotImplementedError
+
+    def joint_value(
+        self, mixer: Mixer | None, agent_qs: Tensor, actions: Tensor, state: Tensor, features: Tensor | None
+    ) -> Tensor:
+        """The joint value a method reports for given joint actions (used by `qtable`).
+
+        agent_qs [J,N,A], actions [J,N], state [J,S], features [J,N,H] or None -> [J].
+        Defaults to the mixer's Q_tot; IQL reports the sum of utilities.
+        """
+        qs = agent_qs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        if mixer is None:
+            return qs.sum(-1)
+        out = mix(
+            mixer, qs.unsqueeze(0), state.unsqueeze(0), actions=actions.unsqueeze(0),
+            agent_qs=agent_qs.unsqueeze(0),
+            agent_features=None if features is None else features.unsqueeze(0),
+        )
+        return out.reshape(-1)

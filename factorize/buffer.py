@@ -1,0 +1,121 @@
+"""Episode replay: padded episodes in preallocated contiguous tensors, plus a mask.
+
+Whole episodes are stored (recurrent agents need the history); shorter episodes are padded to
+the env's limit T and `mask` marks real steps. Actions and flags use small dtypes and sampling
+is one tensor index, so the hot path has no Python loop over episodes or steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+from factorize.envs.base import EnvInfo
+
+
+@dataclass
+class EpisodeBatch:
+    """B episodes padded to T steps.
+
+    obs [B,T+1,N,O], state [B,T+1,S], avail [B,T+1,N,A] (bool), actions [B,T,N] (long),
+    reward [B,T], terminated [B,T] (bool), mask [B,T] (bool: the step is real).
+    """
+
+    obs: Tensor
+    state: Tensor
+    avail: Tensor
+    actions: Tensor
+    reward: Tensor
+    terminated: Tensor
+    mask: Tensor
+
+    @property
+    def size(self) -> int:
+        return self.obs.shape[0]
+
+    def to(self, device: torch.device | str) -> "EpisodeBatch":
+        return EpisodeBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    def trimmed(self) -> "EpisodeBatch":
+        """Drop trailing steps that no episode in the batch reaches (saves compute on padding)."""
+        real = self.mask.any(dim=0)
+        T = int(real.nonzero().max().item()) + 1 if bool(real.any()) else 1
+        if T == self.mask.shape[1]:
+            return self
+        return EpisodeBatch(
+            obs=self.obs[:, : T + 1],
+            state=self.state[:, : T + 1],
+            avail=self.avail[:, : T + 1],
+            actions=self.actions[:, :T],
+            reward=self.reward[:, :T],
+            terminated=self.terminated[:, :T],
+            mask=self.mask[:, :T],
+        )
+
+    @staticmethod
+    def empty(info: EnvInfo, size: int) -> "EpisodeBatch":
+        T, N, A = info.episode_limit, info.n_agents, info.n_actions
+        return EpisodeBatch(
+            obs=torch.zeros(size, T + 1, N, info.obs_dim),
+            state=torch.zeros(size, T + 1, info.state_dim),
+            avail=torch.zeros(size, T + 1, N, A, dtype=torch.bool),
+            actions=torch.zeros(size, T, N, dtype=torch.int16 if A < 2**15 else torch.int32),
+            reward=torch.zeros(size, T),
+            terminated=torch.zeros(size, T, dtype=torch.bool),
+            mask=torch.zeros(size, T, dtype=torch.bool),
+        )
+
+
+class EpisodeBuffer:
+    """A ring buffer of `capacity` episodes."""
+
+    def __init__(self, info: EnvInfo, capacity: int) -> None:
+        self.capacity = capacity
+        self.storage = EpisodeBatch.empty(info, capacity)
+        self.size = 0
+        self.cursor = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def insert(self, batch: EpisodeBatch) -> None:
+        n = batch.size
+        idx = (self.cursor + torch.arange(n)) % self.capacity
+        for f in fields(EpisodeBatch):
+            dst = getattr(self.storage, f.name)
+            dst[idx] = getattr(batch, f.name).to(dst.dtype)
+        self.cursor = (self.cursor + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def can_sample(self, batch_size: int) -> bool:
+        return self.size >= batch_size
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> EpisodeBatch:
+        """Uniform episodes without replacement; actions come back as long for indexing."""
+        idx = torch.randperm(self.size, generator=generator)[:batch_size]
+        s = self.storage
+        return EpisodeBatch(
+            obs=s.obs[idx],
+            state=s.state[idx],
+            avail=s.avail[idx],
+            actions=s.actions[idx].long(),
+            reward=s.reward[idx],
+            terminated=s.terminated[idx],
+            mask=s.mask[idx],
+        ).trimmed()
+
+    def state_dict(self) -> dict[str, object]:
+        return {
+            **{f.name: getattr(self.storage, f.name)[: self.size].clone() for f in fields(EpisodeBatch)},
+            "cursor": self.cursor,
+            "size": self.size,
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        size = int(state["size"])  # type: ignore[arg-type]
+        for f in fields(EpisodeBatch):
+            getattr(self.storage, f.name)[:size] = state[f.name]  # type: ignore[index]
+        self.size = size
+        self.cursor = int(state["cursor"])  # type: ignore[arg-type]

@@ -1,0 +1,131 @@
+"""The `factorize` command. Bad input exits 2 with one line naming the field; never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from factorize.errors import FactorizeError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are one line (the contract: exit 2, one line naming the field)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from factorize.config import build_config, parse_overrides
+    from factorize.train import train
+
+    if args.steps is not None and args.steps <= 0:
+        raise FactorizeError(f"steps: must be a positive number of env steps, got {args.steps}")
+    if args.seed is not None and args.seed < 0:
+        raise FactorizeError(f"seed: must be >= 0, got {args.seed}")
+    cfg = build_config(args.algo, args.env, parse_overrides(args.overrides), steps=args.steps, seed=args.seed)
+    out = Path(args.out) if args.out else Path("runs") / f"{cfg.algo.name}_{cfg.env.name.replace(':', '-')}_s{cfg.seed}"
+    summary = train(cfg, out)
+    print(json.dumps({"run": str(out), **{k: summary[k] for k in ("algo", "env", "seed", "steps", "test_return_mean", "test_win_rate")}}))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from factorize.train import evaluate, load_learner, make_test_runner
+
+    if args.episodes <= 0:
+        raise FactorizeError(f"episodes: must be positive, got {args.episodes}")
+    cfg, learner, _ = load_learner(args.run)
+    cfg.runner.test_episodes = args.episodes
+    runner = make_test_runner(cfg, learner)
+    stats = evaluate(runner, args.episodes)
+    print(json.dumps({
+        "run": args.run, "algo": cfg.algo.name, "env": cfg.env.name, "episodes": args.episodes,
+        "return_mean": float(stats.returns.mean()), "return_std": float(np.std(stats.returns)),
+        "win_rate": float(stats.won.mean()), "length_mean": float(stats.lengths.mean()),
+    }))
+    return 0
+
+
+def _cmd_qtable(args: argparse.Namespace) -> int:
+    from factorize.qtable import q_tables, save_heatmaps
+    from factorize.train import load_learner
+
+    cfg, learner, rundir = load_learner(args.run)
+    tables = q_tables(cfg, learner)
+    png = None if args.no_plot else save_heatmaps(tables, rundir.path / "qtable.png", f"{cfg.algo.name} on {cfg.env.name}")
+    result: dict[str, Any] = {"run": args.run, "algo": cfg.algo.name, "env": cfg.env.name, "states": tables}
+    if png is not None:
+        result["heatmap"] = str(png)
+    print(json.dumps(result))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "algos":
+        from factorize.algorithms import ALGORITHMS
+
+        for spec in ALGORITHMS.values():
+            print(f"{spec.name:10s} {spec.description}")
+    elif args.what == "envs":
+        from factorize.envs import list_envs
+
+        for name, desc in list_envs():
+            print(f"{name:12s} {desc}")
+    else:
+        from factorize.experiments.specs_index import list_experiments
+
+        for name, desc in list_experiments():
+            print(f"{name:14s} {desc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="factorize", description="Compare multi-agent value-factorisation methods.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train one method on one env")
+    t.add_argument("--algo", required=True, help="method name (see `factorize list algos`)")
+    t.add_argument("--env", required=True, help="env name (see `factorize list envs`)")
+    t.add_argument("--steps", type=int, default=None, help="total env steps")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--out", default=None, help="run directory (default runs/<algo>_<env>_s<seed>)")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides by dotted path")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="greedy test episodes of a trained run; prints JSON")
+    e.add_argument("run")
+    e.add_argument("--episodes", type=int, default=32)
+    e.set_defaults(func=_cmd_eval)
+
+    q = sub.add_parser("qtable", help="learned joint-action values of a matrix-game run as JSON (+ heatmap PNG)")
+    q.add_argument("run")
+    q.add_argument("--no-plot", action="store_true", help="skip the heatmap PNG")
+    q.set_defaults(func=_cmd_qtable)
+
+    ls = sub.add_parser("list", help="list algos, envs or experiments")
+    ls.add_argument("what", choices=["algos", "envs", "experiments"])
+    ls.set_defaults(func=_cmd_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except FactorizeError as exc:
+        print(f"factorize: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("factorize: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

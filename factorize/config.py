@@ -1,0 +1,452 @@
+"""Typed, validated run configuration.
+
+Every knob a run has lives in one dataclass tree so that a run directory's `config.yaml` records
+everything in force, and `key=value` overrides reach any field by its dotted path. Values are
+validated when set: an unknown key or a value of the wrong kind raises `ConfigError` naming the
+field and what it accepts, which the CLI turns into exit status 2.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from factorize.errors import ConfigError
+
+
+@dataclass
+class EnvConfig:
+    """Which task to train on; fields beyond `name` are read only by the envs that use them."""
+
+    name: str = "matrix:qtran"
+    payoff: list | None = None
+    """Payoff tensor for `matrix` games: nested lists, one axis per agent."""
+    k: float = -100.0
+    """Miscoordination penalty of `matrix:penalty`."""
+    reward: Literal["sum", "mean"] = "sum"
+    """How per-agent rewards become the team reward (PettingZoo, LBF, RWARE)."""
+    kwargs: dict = field(default_factory=dict)
+    """Keyword arguments passed to the wrapped env's constructor."""
+
+
+@dataclass
+class AgentConfig:
+    """The shared agent network."""
+
+    kind: Literal["mlp", "gru"] = "gru"
+    hidden_dim: int = 64
+    agent_id: bool = True
+    """Append a one-hot agent id to each agent's input (lets a shared network specialise)."""
+    last_action: bool = True
+    """Append the agent's previous action (one-hot) to its input."""
+    shared: bool = True
+    """One network for all agents (parameter sharing) or one per agent."""
+
+
+@dataclass
+class MixerConfig:
+    """Mixer options; each mixer reads the fields it needs. `name` is set by the method."""
+
+    name: str | None = None
+    embed_dim: int = 32
+    hypernet_layers: Literal[1, 2] = 2
+    hypernet_embed: int = 64
+    monotonic: Literal["abs", "softplus", "none"] = "abs"
+    hypernet: bool = True
+    """False replaces the state-conditioned hypernetworks by learned state-independent weights."""
+    central_embed: int = 256
+    """Width of WQMIX's unrestricted central mixer."""
+    qtran_embed: int = 64
+    """Width of QTRAN's joint action-value and state-value networks."""
+    num_kernel: int = 4
+    """QPLEX: number of attention heads producing lambda_i(s, u)."""
+    attend_embed: int = 32
+    adv_hypernet_layers: Literal[1, 2, 3] = 3
+    adv_hypernet_embed: int = 64
+
+
+@dataclass
+class LearnerConfig:
+    """The one trainer shared by every method."""
+
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    lr: float = 5e-4
+    mixer_lr: float | None = None
+    """Separate learning rate for mixer (and objective) parameters; None uses `lr`."""
+    rms_alpha: float = 0.99
+    optim_eps: float = 1e-5
+    gamma: float = 0.99
+    batch_size: int = 32
+    buffer_size: int = 5000
+    """Replay capacity in episodes."""
+    target_update: Literal["soft", "hard", "none"] = "hard"
+    """`none` evaluates targets with the online networks (the target-network ablation)."""
+    tau: float = 0.005
+    target_interval: int = 200
+    """Updates between hard target copies."""
+    grad_clip: float | None = 10.0
+    """Max gradient norm; None disables clipping."""
+    double_q: bool = True
+    reward_scale: float = 1.0
+    updates_per_step: float | None = None
+    """Updates per environment step; None means one update per collected episode (PyMARL)."""
+
+
+@dataclass
+class ExploreConfig:
+    """Epsilon-greedy exploration over available actions."""
+
+    schedule: Literal["linear", "exp", "fixed"] = "linear"
+    epsilon_start: float = 1.0
+    epsilon_finish: float = 0.05
+    anneal_steps: int = 50_000
+    """Env steps over which `linear` goes from start to finish."""
+    decay: float = 0.995
+    """Per-episode multiplier of `exp` (the QMIX design card)."""
+
+
+@dataclass
+class RunnerConfig:
+    """Rollouts, logging and evaluation."""
+
+    n_envs: int = 8
+    test_episodes: int = 32
+    eval_interval: int = 5_000
+    log_interval: int = 1_000
+    checkpoint_interval: int = 0
+    """Env steps between checkpoints; 0 writes only the final one."""
+
+
+@dataclass
+class AlgoConfig:
+    """Method-specific settings; `name` picks the method's mixer, objective and defaults."""
+
+    name: str = "qmix"
+    alpha: float = 0.1
+    """WQMIX: weight of transitions outside the favoured set."""
+    central_loss: float = 1.0
+    """WQMIX: weight of the central Q* loss."""
+    lambda_opt: float = 1.0
+    """QTRAN: weight of L_opt."""
+    lambda_nopt: float = 1.0
+    """QTRAN: weight of L_nopt."""
+    qtran_variant: Literal["base", "alt"] = "base"
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run needs; `config.yaml` in a run directory is this, dumped."""
+
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    mixer: MixerConfig = field(default_factory=MixerConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    explore: ExploreConfig = field(default_factory=ExploreConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    seed: int = 0
+    steps: int = 20_000
+    """Total environment steps (summed over parallel envs)."""
+    preset: str | None = None
+    device: str = "cpu"
+    torch_threads: int = 1
+    """Intra-op threads per run; 1 keeps parallel runs from oversubscribing cores."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Presets are sets of overrides; the reference values are in shared/reference/matrix-games.md.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The QMIX design card (seed document).
+    "seed": {
+        "learner.optimizer": "adam",
+        "learner.lr": 3e-4,
+        "learner.target_update": "soft",
+        "learner.tau": 0.005,
+        "learner.grad_clip": 10.0,
+        "learner.batch_size": 32,
+        "learner.buffer_size": 5000,
+        "explore.schedule": "exp",
+        "explore.epsilon_start": 1.0,
+        "explore.epsilon_finish": 0.05,
+        "explore.decay": 0.995,
+        "agent.hidden_dim": 64,
+        "mixer.embed_dim": 32,
+    },
+    # PyMARL's SMAC defaults.
+    "pymarl": {
+        "learner.optimizer": "rmsprop",
+        "learner.lr": 5e-4,
+        "learner.rms_alpha": 0.99,
+        "learner.optim_eps": 1e-5,
+        "learner.gamma": 0.99,
+        "learner.batch_size": 32,
+        "learner.buffer_size": 5000,
+        "learner.target_update": "hard",
+        "learner.target_interval": 200,
+        "learner.grad_clip": 10.0,
+        "learner.double_q": True,
+        "explore.schedule": "linear",
+        "explore.epsilon_start": 1.0,
+        "explore.epsilon_finish": 0.05,
+        "explore.anneal_steps": 50_000,
+        "mixer.embed_dim": 32,
+        "mixer.hypernet_layers": 2,
+        "mixer.hypernet_embed": 64,
+        "agent.kind": "gru",
+        "agent.hidden_dim": 64,
+        "agent.agent_id": True,
+        "agent.last_action": True,
+    },
+}
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if tp is type(None):
+        return "none"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(path: str, value: Any, tp: Any) -> Any:
+    """Check `value` against the annotation `tp`, converting where it is lossless."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(path, value, arg)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path}: {value!r} is not {_type_name(tp)}")
+    if origin is Literal:
+        allowed = get_args(tp)
+        for a in allowed:
+            if value == a and type(value) is type(a):
+                return a
+        # allow the string spelling of numbers, e.g. hypernet_layers='2'
+        for a in allowed:
+            if str(value) == str(a):
+                return a
+        raise ConfigError(f"{path}: {value!r} is not one of {', '.join(str(a) for a in allowed)}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ConfigError(f"{path}: {value!r} is not a bool (true or false)")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: {value!r} is not an int")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{path}: {value!r} is not an int")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: {value!r} is not a number")
+        if isinstance(value, (int, float)):
+            out = float(value)
+            if out != out or out in (float("inf"), float("-inf")):
+                raise ConfigError(f"{path}: {value!r} is not a finite number")
+            return out
+        raise ConfigError(f"{path}: {value!r} is not a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{path}: {value!r} is not a string")
+    if tp is list or origin is list:
+        if isinstance(value, list):
+            return value
+        raise ConfigError(f"{path}: {value!r} is not a list")
+    if tp is dict or origin is dict:
+        if isinstance(value, dict):
+            return value
+        raise ConfigError(f"{path}: {value!r} is not a mapping")
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """Parse the right-hand side of `key=value` as YAML (numbers, lists, true/false, none)."""
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse value {text!r}: {str(exc).splitlines()[0]}") from None
+
+
+def set_field(cfg: RunConfig, path: str, value: Any) -> None:
+    """Set a dotted field with validation; unknown keys list the allowed ones."""
+    parts = path.split(".")
+    obj: Any = cfg
+    for i, part in enumerate(parts):
+        hints = typing.get_type_hints(type(obj))
+        prefix = ".".join(parts[:i])
+        if part not in hints:
+            where = f"{prefix}." if prefix else ""
+            allowed = ", ".join(f"{where}{k}" for k in hints)
+            raise ConfigError(f"unknown config key {path!r}; allowed: {allowed}")
+        tp = hints[part]
+        if i == len(parts) - 1:
+            if dataclasses.is_dataclass(tp):
+                if not isinstance(value, dict):
+                    raise ConfigError(f"{path}: expected a mapping of its fields")
+                for k, v in value.items():
+                    set_field(cfg, f"{path}.{k}", v)
+                return
+            setattr(obj, part, _coerce(path, value, tp))
+            return
+        if not dataclasses.is_dataclass(tp):
+            raise ConfigError(f"unknown config key {path!r}: {'.'.join(parts[: i + 1])} has no fields")
+        obj = getattr(obj, part)
+
+
+def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    for key, value in overrides.items():
+        set_field(cfg, key, value)
+    return cfg
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Turn `["a.b=1", "c=[1,2]"]` into `{"a.b": 1, "c": [1, 2]}`."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override {item!r} has an empty key")
+        out[key] = parse_value(text)
+    return out
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and k != "kwargs":
+            out.update(_flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def build_config(
+    algo: str,
+    env: str,
+    overrides: dict[str, Any] | None = None,
+    *,
+    steps: int | None = None,
+    seed: int | None = None,
+) -> RunConfig:
+    """Resolve a run's config: field defaults < preset < method defaults < env defaults < user.
+
+    A method's defaults (e.g. which mixer) and a preset's values are both overridable by the
+    user; the preset is read from the user's overrides first so it can sit under them.
+    """
+    from factorize.algorithms import get_algorithm
+    from factorize.envs import env_defaults
+
+    overrides = dict(overrides or {})
+    cfg = RunConfig()
+    spec = get_algorithm(algo)
+    cfg.algo.name = spec.name
+    set_field(cfg, "env.name", env)
+    preset = overrides.pop("preset", None)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"preset: {preset!r} is not one of {', '.join(PRESETS)}")
+        cfg.preset = preset
+        apply_overrides(cfg, PRESETS[preset])
+    apply_overrides(cfg, spec.defaults)
+    apply_overrides(cfg, env_defaults(env))
+    if "algo.name" in overrides and overrides["algo.name"] != spec.name:
+        raise ConfigError("algo.name: set the method with --algo")
+    apply_overrides(cfg, overrides)
+    if steps is not None:
+        set_field(cfg, "steps", steps)
+    if seed is not None:
+        set_field(cfg, "seed", seed)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    """Cross-field and range checks that a single field's type cannot express."""
+    positive = {
+        "steps": cfg.steps,
+        "agent.hidden_dim": cfg.agent.hidden_dim,
+        "mixer.embed_dim": cfg.mixer.embed_dim,
+        "mixer.hypernet_embed": cfg.mixer.hypernet_embed,
+        "learner.batch_size": cfg.learner.batch_size,
+        "learner.buffer_size": cfg.learner.buffer_size,
+        "learner.target_interval": cfg.learner.target_interval,
+        "runner.n_envs": cfg.runner.n_envs,
+        "runner.eval_interval": cfg.runner.eval_interval,
+        "runner.log_interval": cfg.runner.log_interval,
+        "learner.lr": cfg.learner.lr,
+    }
+    for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{name}: must be positive, got {value}")
+    nonneg = {
+        "seed": cfg.seed,
+        "runner.test_episodes": cfg.runner.test_episodes,
+        "runner.checkpoint_interval": cfg.runner.checkpoint_interval,
+        "torch_threads": cfg.torch_threads,
+    }
+    for name, value in nonneg.items():
+        if value < 0:
+            raise ConfigError(f"{name}: must be >= 0, got {value}")
+    for name, value in {
+        "learner.gamma": cfg.learner.gamma,
+        "learner.tau": cfg.learner.tau,
+        "explore.epsilon_start": cfg.explore.epsilon_start,
+        "explore.epsilon_finish": cfg.explore.epsilon_finish,
+        "explore.decay": cfg.explore.decay,
+    }.items():
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{name}: must be in [0, 1], got {value}")
+    if cfg.learner.mixer_lr is not None and cfg.learner.mixer_lr <= 0:
+        raise ConfigError(f"learner.mixer_lr: must be positive or none, got {cfg.learner.mixer_lr}")
+    if cfg.learner.grad_clip is not None and cfg.learner.grad_clip <= 0:
+        raise ConfigError(f"learner.grad_clip: must be positive or none, got {cfg.learner.grad_clip}")
+    if cfg.learner.updates_per_step is not None and cfg.learner.updates_per_step <= 0:
+        raise ConfigError("learner.updates_per_step: must be positive or none")
+    if cfg.explore.anneal_steps < 0:
+        raise ConfigError("explore.anneal_steps: must be >= 0")
+    if cfg.learner.batch_size > cfg.learner.buffer_size:
+        raise ConfigError(
+            f"learner.batch_size: {cfg.learner.batch_size} exceeds learner.buffer_size "
+            f"{cfg.learner.buffer_size}"
+        )
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Rebuild a config from `config.yaml`, validating every field as an override would."""
+    cfg = RunConfig()
+    flat = _flatten({k: v for k, v in data.items() if k != "provenance"})
+    apply_overrides(cfg, flat)
+    validate(cfg)
+    return cfg
+
+
+def clone(cfg: RunConfig) -> RunConfig:
+    return copy.deepcopy(cfg)

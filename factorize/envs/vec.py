@@ -1,0 +1,67 @@
+"""Lockstep vectorisation: E envs stepped together so one forward pass serves all of them."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from factorize.envs.base import EnvInfo, MultiAgentEnv
+
+
+class VecEnv:
+    """E copies of an env that run whole episodes in lockstep.
+
+    Finished envs sit idle (their slots are masked by the runner) until every env is done, so a
+    rollout yields E complete episodes. Each env is seeded once, with `seed + i`, on its first
+    reset; later resets continue its own random stream, which keeps runs reproducible.
+    """
+
+    def __init__(self, make_env: Callable[[], MultiAgentEnv], n_envs: int, seed: int) -> None:
+        self.envs = [make_env() for _ in range(n_envs)]
+        self.info: EnvInfo = self.envs[0].info
+        self.n_envs = n_envs
+        self._seeds: list[int | None] = [seed + i for i in range(n_envs)]
+
+    def reset(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Returns obs [E,N,O], state [E,S], avail [E,N,A]."""
+        outs = []
+        for i, env in enumerate(self.envs):
+            outs.append(env.reset(seed=self._seeds[i]))
+            self._seeds[i] = None
+        return (
+            np.stack([o.obs for o in outs]),
+            np.stack([o.state for o in outs]),
+            np.stack([o.avail for o in outs]),
+        )
+
+    def step(
+        self, actions: np.ndarray, active: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Step the envs where `active` [E] is true with `actions` [E,N].
+
+        Returns obs [E,N,O], state [E,S], avail [E,N,A], reward [E], terminated [E],
+        truncated [E], won [E]; inactive slots hold zeros.
+        """
+        info = self.info
+        E = self.n_envs
+        obs = np.zeros((E, info.n_agents, info.obs_dim), dtype=np.float32)
+        state = np.zeros((E, info.state_dim), dtype=np.float32)
+        avail = np.zeros((E, info.n_agents, info.n_actions), dtype=bool)
+        reward = np.zeros(E, dtype=np.float32)
+        terminated = np.zeros(E, dtype=bool)
+        truncated = np.zeros(E, dtype=bool)
+        won = np.zeros(E, dtype=bool)
+        for i in np.flatnonzero(active):
+            res = self.envs[i].step(actions[i])
+            o = res.observation
+            obs[i], state[i], avail[i] = o.obs, o.state, o.avail
+            reward[i] = res.reward
+            terminated[i] = res.terminated
+            truncated[i] = res.truncated
+            won[i] = bool(res.info.get("won", False))
+        return obs, state, avail, reward, terminated, truncated, won
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()

@@ -1,0 +1,1 @@
+"""Run directories and (later) declarative sweeps."""

@@ -1,0 +1,132 @@
+"""A run directory: `config.yaml`, `metrics.csv`, `summary.json`, checkpoints.
+
+Every file is written atomically (temporary file, then rename), so a killed run never leaves
+a half-written file behind; the previous version stays intact until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from factorize.config import RunConfig, config_from_dict
+from factorize.errors import FactorizeError
+
+METRIC_COLUMNS = ["step", "episode", "split", "return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "wall_s"]
+CHECKPOINT = "checkpoint.pt"
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    path = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+            text=True, timeout=5,
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+ENV_PACKAGES = ("pettingzoo", "mpe2", "lbforaging", "rware", "jaxmarl", "gymnasium")
+
+
+def provenance() -> dict[str, Any]:
+    """What produced a run: library versions, the git commit, the machine."""
+    return {
+        "factorize": _version("factorize"),
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "numpy": _version("numpy"),
+        "env_packages": {p: v for p in ENV_PACKAGES if (v := _version(p)) is not None},
+        "git_commit": _git_commit(),
+        "machine": platform.machine(),
+    }
+
+
+class RunDir:
+    """Reads and writes one run's files."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | Path, cfg: RunConfig) -> "RunDir":
+        rd = cls(path)
+        try:
+            rd.path.mkdir(parents=True, exist_ok=True)
+            probe = rd.path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise FactorizeError(f"--out: cannot write to {rd.path}: {exc.strerror}") from None
+        data = {**cfg.to_dict(), "provenance": provenance()}
+        atomic_write(rd.path / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+        return rd
+
+    def config(self) -> RunConfig:
+        path = self.path / "config.yaml"
+        if not path.is_file():
+            raise FactorizeError(f"run: {self.path} has no config.yaml (not a run directory)")
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data, dict):
+            raise FactorizeError(f"run: {path} is not a config mapping")
+        return config_from_dict(data)
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in METRIC_COLUMNS})
+        atomic_write(self.path / "metrics.csv", buf.getvalue())
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write(self.path / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write(self.path / CHECKPOINT, buf.getvalue())
+
+    def load_checkpoint(self) -> dict[str, Any]:
+        path = self.path / CHECKPOINT
+        if not path.is_file():
+            raise FactorizeError(f"run: {self.path} has no {CHECKPOINT}")
+        try:
+            # weights_only: a checkpoint is data; never run a pickle's code
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is bad input here
+            raise FactorizeError(f"checkpoint: cannot load {path}: {str(exc).splitlines()[0]}") from None

@@ -1,0 +1,168 @@
+"""The one trainer every method shares.
+
+It owns the agent network, the mixer and the method's objective (with whatever networks the
+objective adds), their target copies and the optimiser. Each update computes, once: agent
+values over whole episodes, target values, double-Q greedy next actions over available actions,
+then asks the objective for a loss, clips gradients, steps the optimiser and updates targets
+(soft, hard or none). Methods differ only in the mixer and objective they plug in.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import Tensor, nn
+
+from factorize.algorithms import get_algorithm
+from factorize.algorithms.objective import Objective, UpdateInputs
+from factorize.buffer import EpisodeBatch
+from factorize.config import RunConfig
+from factorize.envs.base import EnvInfo
+from factorize.mixers import build_mixer
+from factorize.networks import AgentNetwork
+
+NEG_INF = float("-inf")
+
+
+def greedy_actions(qs: Tensor, avail: Tensor) -> Tensor:
+    """argmax over available actions: qs [...,A], avail [...,A] (bool) -> [...] long.
+
+    Rows with no available action (padding after an episode ends) fall back to action 0.
+    """
+    return qs.masked_fill(~avail, NEG_INF).argmax(dim=-1)
+
+
+class Learner(nn.Module):
+    """Agent + mixer + objective, their targets, and the update step."""
+
+    def __init__(self, cfg: RunConfig, info: EnvInfo) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.info = info
+        spec = get_algorithm(cfg.algo.name)
+        self.agent = AgentNetwork(cfg.agent, info)
+        self.mixer = build_mixer(cfg.mixer, info)
+        self.objective: Objective = spec.objective(cfg, info)
+        lc = cfg.learner
+        self.use_targets = lc.target_update != "none"
+        if self.use_targets:
+            self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
+            self.target_mixer = copy.deepcopy(self.mixer)
+            if self.target_mixer is not None:
+                self.target_mixer.requires_grad_(False)
+            self.target_objective = copy.deepcopy(self.objective).requires_grad_(False)
+        self.optimizer = self._make_optimizer()
+        self.updates = 0
+
+    # -- construction -----------------------------------------------------------------------
+
+    def _online_modules(self) -> list[nn.Module]:
+        return [m for m in (self.agent, self.mixer, self.objective) if m is not None]
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        lc = self.cfg.learner
+        mixing = [p for m in (self.mixer, self.objective) if m is not None for p in m.parameters()]
+        groups = [{"params": list(self.agent.parameters()), "lr": lc.lr}]
+        if mixing:
+            groups.append({"params": mixing, "lr": lc.mixer_lr if lc.mixer_lr is not None else lc.lr})
+        if lc.optimizer == "adam":
+            return torch.optim.Adam(groups, eps=lc.optim_eps)
+        return torch.optim.RMSprop(groups, alpha=lc.rms_alpha, eps=lc.optim_eps)
+
+    @property
+    def needs_features(self) -> bool:
+        return self.mixer is not None and "agent_features" in self.mixer.needs
+
+    def parameters_to_clip(self) -> list[nn.Parameter]:
+        return [p for m in self._online_modules() for p in m.parameters()]
+
+    # -- the update -------------------------------------------------------------------------
+
+    def _agent_values(self, agent: AgentNetwork, batch: EpisodeBatch) -> tuple[Tensor, Tensor | None]:
+        if self.needs_features:
+            return agent.forward_with_features(batch.obs, batch.actions)
+        return agent(batch.obs, batch.actions), None
+
+    def inputs(self, batch: EpisodeBatch) -> UpdateInputs:
+        """Everything methods share for one update, computed once."""
+        lc = self.cfg.learner
+        agent_qs, features = self._agent_values(self.agent, batch)
+        if self.use_targets:
+            with torch.no_grad():
+                target_qs, target_features = self._agent_values(self.target_agent, batch)
+            target_mixer = self.target_mixer
+        else:
+            target_qs = agent_qs.detach()
+            target_features = None if features is None else features.detach()
+            target_mixer = self.mixer
+        chosen = agent_qs[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+        next_avail = batch.avail[:, 1:]
+        chooser = agent_qs.detach() if lc.double_q else target_qs
+        next_actions = greedy_actions(chooser[:, 1:], next_avail)
+        target_next = target_qs[:, 1:].gather(-1, next_actions.unsqueeze(-1)).squeeze(-1)
+        return UpdateInputs(
+            batch=batch,
+            agent_qs=agent_qs,
+            target_agent_qs=target_qs,
+            chosen_qs=chosen,
+            next_actions=next_actions,
+            target_next_qs=target_next,
+            agent_features=features,
+            target_agent_features=target_features,
+            mixer=self.mixer,
+            target_mixer=target_mixer,
+            gamma=lc.gamma,
+            reward_scale=lc.reward_scale,
+        )
+
+    def update(self, batch: EpisodeBatch) -> dict[str, float]:
+        """One gradient step on a sampled batch; returns loss, grad norm and method stats."""
+        inputs = self.inputs(batch)
+        target_obj = self.target_objective if self.use_targets else self.objective
+        loss, stats = self.objective.loss(inputs, target_obj)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.cfg.learner.grad_clip
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.parameters_to_clip(), clip if clip is not None else math.inf
+        )
+        self.optimizer.step()
+        self.updates += 1
+        self._update_targets()
+        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **stats}
+
+    @torch.no_grad()
+    def _update_targets(self) -> None:
+        lc = self.cfg.learner
+        if not self.use_targets:
+            return
+        pairs = [(self.agent, self.target_agent), (self.objective, self.target_objective)]
+        if self.mixer is not None:
+            pairs.append((self.mixer, self.target_mixer))
+        if lc.target_update == "soft":
+            for online, target in pairs:
+                for p, tp in zip(online.parameters(), target.parameters()):
+                    tp.lerp_(p, lc.tau)
+        elif self.updates % lc.target_interval == 0:
+            for online, target in pairs:
+                target.load_state_dict(online.state_dict())
+
+    # -- queries ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def joint_values(self, obs: Tensor, actions: Tensor, state: Tensor, joint: Tensor) -> Tensor:
+        """Joint values of every row of `joint` [J,N] at the last step of a history.
+
+        obs [1,t+1,N,O] and actions [1,t,N] are the history leading to the decision state,
+        state [S] its global state. Returns [J].
+        """
+        agent_qs, features = self._agent_values(self.agent, EpisodeBatch(
+            obs=obs, state=state.view(1, 1, -1), avail=torch.ones(1), actions=actions,
+            reward=torch.zeros(1), terminated=torch.zeros(1), mask=torch.zeros(1),
+        ))
+        J = joint.shape[0]
+        qs_now = agent_qs[0, -1].expand(J, -1, -1)
+        feats = None if features is None else features[0, -1].expand(J, -1, -1)
+        return self.objective.joint_value(self.mixer, qs_now, joint, state.expand(J, -1), feats)

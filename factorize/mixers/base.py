@@ -1,0 +1,73 @@
+"""The one interface every mixer implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class MixContext:
+    """What some mixers need beyond the chosen values; filled only for fields in `Mixer.needs`.
+
+    actions_onehot [B,T,N,A]: the joint action being valued (QPLEX, QTRAN).
+    max_qs [B,T,N]: each agent's max over available actions (QPLEX's V_i).
+    agent_features [B,T,N,H]: agents' last hidden layer (QTRAN's joint network).
+    agent_qs [B,T,N,A]: all utilities.
+    """
+
+    actions_onehot: Tensor | None = None
+    max_qs: Tensor | None = None
+    agent_features: Tensor | None = None
+    agent_qs: Tensor | None = None
+
+
+class Mixer(nn.Module):
+    """Maps chosen agent values and the global state to a joint value.
+
+    `needs` names the `MixContext` fields the learner must fill for this mixer; a mixer that
+    needs none is called with `ctx=None` and pays for nothing extra.
+    """
+
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    def forward(self, qs: Tensor, state: Tensor, ctx: MixContext | None = None) -> Tensor:
+        """qs [B,T,N] chosen agent values, state [B,T,S] -> Q_tot [B,T,1]."""
+        raise NotImplementedError
+
+
+def mix(
+    mixer: Mixer | None,
+    qs: Tensor,
+    state: Tensor,
+    *,
+    actions: Tensor | None = None,
+    agent_qs: Tensor | None = None,
+    agent_features: Tensor | None = None,
+    avail: Tensor | None = None,
+) -> Tensor:
+    """Evaluate a mixer on chosen values qs [B,T,N], filling only the context it asks for.
+
+    With no mixer (IQL) the per-agent values come back unchanged, [B,T,N], so the same TD
+    code trains independent learners and mixed ones alike.
+    """
+    if mixer is None:
+        return qs
+    if not mixer.needs:
+        return mixer(qs, state)
+    ctx = MixContext()
+    if "actions_onehot" in mixer.needs:
+        assert actions is not None and agent_qs is not None
+        ctx.actions_onehot = F.one_hot(actions, agent_qs.shape[-1]).to(qs.dtype)
+    if "max_qs" in mixer.needs:
+        assert agent_qs is not None
+        masked = agent_qs if avail is None else agent_qs.masked_fill(~avail, float("-inf"))
+        ctx.max_qs = masked.max(dim=-1).values
+    if "agent_features" in mixer.needs:
+        ctx.agent_features = agent_features
+    if "agent_qs" in mixer.needs:
+        ctx.agent_qs = agent_qs
+    return mixer(qs, state, ctx)

@@ -1,0 +1,88 @@
+"""Vectorised rollouts: E envs in lockstep, one batched forward pass per step for all agents.
+
+Whole steps are written into preallocated tensors; exploration is epsilon-greedy over available
+actions, drawn from the run's own torch generator so the same seed gives the same episodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from factorize.buffer import EpisodeBatch
+from factorize.envs.vec import VecEnv
+from factorize.networks import AgentNetwork
+
+
+@dataclass
+class RolloutStats:
+    """Per-episode outcomes of one rollout: returns [E], won [E], lengths [E]."""
+
+    returns: np.ndarray
+    won: np.ndarray
+    lengths: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return int(self.lengths.sum())
+
+
+def select_actions(
+    qs: torch.Tensor, avail: torch.Tensor, epsilon: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Epsilon-greedy over available actions: qs, avail [E,N,A] -> actions [E,N] (long)."""
+    greedy = qs.masked_fill(~avail, float("-inf")).argmax(dim=-1)
+    if epsilon <= 0.0:
+        return greedy
+    # uniform over available actions: random scores, unavailable ones pushed below any draw
+    scores = torch.rand(avail.shape, generator=generator).masked_fill(~avail, -1.0)
+    random = scores.argmax(dim=-1)
+    explore = torch.rand(greedy.shape, generator=generator) < epsilon
+    return torch.where(explore, random, greedy)
+
+
+class Runner:
+    """Collects E whole episodes at a time with the current agent network."""
+
+    def __init__(self, env: VecEnv, agent: AgentNetwork, generator: torch.Generator) -> None:
+        self.env = env
+        self.agent = agent
+        self.generator = generator
+
+    @torch.no_grad()
+    def rollout(self, epsilon: float) -> tuple[EpisodeBatch, RolloutStats]:
+        info = self.env.info
+        E, T = self.env.n_envs, info.episode_limit
+        batch = EpisodeBatch.empty(info, E)
+        obs, state, avail = self.env.reset()
+        batch.obs[:, 0] = torch.from_numpy(obs)
+        batch.state[:, 0] = torch.from_numpy(state)
+        batch.avail[:, 0] = torch.from_numpy(avail)
+        active = np.ones(E, dtype=bool)
+        returns = np.zeros(E)
+        won = np.zeros(E, dtype=bool)
+        lengths = np.zeros(E, dtype=np.int64)
+        last_actions = torch.full((E, info.n_agents), -1, dtype=torch.long)
+        hidden = None
+        for t in range(T):
+            qs, hidden = self.agent.step(batch.obs[:, t], last_actions, hidden)
+            actions = select_actions(qs, batch.avail[:, t], epsilon, self.generator)
+            obs, state, avail, reward, terminated, truncated, step_won = self.env.step(actions.numpy(), active)
+            act_t = torch.from_numpy(active)
+            batch.actions[:, t] = torch.where(act_t.unsqueeze(-1), actions, 0).to(batch.actions.dtype)
+            batch.obs[:, t + 1] = torch.from_numpy(obs)
+            batch.state[:, t + 1] = torch.from_numpy(state)
+            batch.avail[:, t + 1] = torch.from_numpy(avail)
+            batch.reward[:, t] = torch.from_numpy(reward)
+            batch.terminated[:, t] = torch.from_numpy(terminated)
+            batch.mask[:, t] = act_t
+            returns += reward
+            won |= step_won
+            lengths += active
+            last_actions = actions
+            active = active & ~(terminated | truncated)
+            if not active.any():
+                break
+        return batch, RolloutStats(returns=returns, won=won, lengths=lengths)
