@@ -16,7 +16,7 @@ class EpsilonSchedule:
             return c.epsilon_start
         if c.schedule == "exp":
             return max(c.epsilon_finish, c.epsilon_start * c.decay**episodes)
-        if c.anneal_steps == 0:
+        if steps >= c.anneal_steps:
             return c.epsilon_finish
-        frac = min(1.0, steps / c.anneal_steps)
+        frac = steps / c.anneal_steps
         return c.epsilon_start + frac * (c.epsilon_finish - c.epsilon_start)

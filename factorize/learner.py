@@ -55,11 +55,19 @@ class Learner(nn.Module):
             self.target_objective = copy.deepcopy(self.objective).requires_grad_(False)
         self.optimizer = self._make_optimizer()
         self.updates = 0
+        self._clip_params = [p for m in self._online_modules() for p in m.parameters()]
+        if self.use_targets:
+            online = [p for m in self._online_modules() for p in m.parameters()]
+            target = [p for m in self._target_modules() for p in m.parameters()]
+            self._target_pairs = (online, target)
 
     # -- construction -----------------------------------------------------------------------
 
     def _online_modules(self) -> list[nn.Module]:
         return [m for m in (self.agent, self.mixer, self.objective) if m is not None]
+
+    def _target_modules(self) -> list[nn.Module]:
+        return [m for m in (self.target_agent, self.target_mixer, self.target_objective) if m is not None]
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         lc = self.cfg.learner
@@ -67,16 +75,14 @@ class Learner(nn.Module):
         groups = [{"params": list(self.agent.parameters()), "lr": lc.lr}]
         if mixing:
             groups.append({"params": mixing, "lr": lc.mixer_lr if lc.mixer_lr is not None else lc.lr})
+        # foreach kernels: one call per step for all parameter tensors instead of one per tensor
         if lc.optimizer == "adam":
-            return torch.optim.Adam(groups, eps=lc.optim_eps)
-        return torch.optim.RMSprop(groups, alpha=lc.rms_alpha, eps=lc.optim_eps)
+            return torch.optim.Adam(groups, eps=lc.optim_eps, foreach=True)
+        return torch.optim.RMSprop(groups, alpha=lc.rms_alpha, eps=lc.optim_eps, foreach=True)
 
     @property
     def needs_features(self) -> bool:
         return self.mixer is not None and "agent_features" in self.mixer.needs
-
-    def parameters_to_clip(self) -> list[nn.Parameter]:
-        return [p for m in self._online_modules() for p in m.parameters()]
 
     # -- the update -------------------------------------------------------------------------
 
@@ -126,7 +132,7 @@ class Learner(nn.Module):
         loss.backward()
         clip = self.cfg.learner.grad_clip
         grad_norm = torch.nn.utils.clip_grad_norm_(
-            self.parameters_to_clip(), clip if clip is not None else math.inf
+            self._clip_params, clip if clip is not None else math.inf, foreach=True
         )
         self.optimizer.step()
         self.updates += 1
@@ -138,16 +144,11 @@ class Learner(nn.Module):
         lc = self.cfg.learner
         if not self.use_targets:
             return
-        pairs = [(self.agent, self.target_agent), (self.objective, self.target_objective)]
-        if self.mixer is not None:
-            pairs.append((self.mixer, self.target_mixer))
+        online, target = self._target_pairs
         if lc.target_update == "soft":
-            for online, target in pairs:
-                for p, tp in zip(online.parameters(), target.parameters()):
-                    tp.lerp_(p, lc.tau)
+            torch._foreach_lerp_(target, online, lc.tau)
         elif self.updates % lc.target_interval == 0:
-            for online, target in pairs:
-                target.load_state_dict(online.state_dict())
+            torch._foreach_copy_(target, online)
 
     # -- queries ----------------------------------------------------------------------------
 
