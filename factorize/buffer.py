@@ -7,12 +7,14 @@ is one tensor index, so the hot path has no Python loop over episodes or steps.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
 
 from factorize.envs.base import EnvInfo
+from factorize.errors import FactorizeError
 
 
 @dataclass
@@ -68,10 +70,30 @@ class EpisodeBatch:
         )
 
 
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**40
+
+
+def bytes_needed(info: EnvInfo, capacity: int) -> int:
+    """Storage of `capacity` padded episodes, computed before anything is allocated."""
+    T, N, A = info.episode_limit, info.n_agents, info.n_actions
+    per_episode = (T + 1) * (N * info.obs_dim + info.state_dim) * 4 + (T + 1) * N * A + T * N * 4 + T * 6
+    return capacity * per_episode
+
+
 class EpisodeBuffer:
     """A ring buffer of `capacity` episodes."""
 
     def __init__(self, info: EnvInfo, capacity: int) -> None:
+        need, have = bytes_needed(info, capacity), _physical_memory()
+        if need > have // 2:
+            raise FactorizeError(
+                f"learner.buffer_size: {capacity} episodes need {need / 2**30:.1f} GiB, "
+                f"more than half of this machine's {have / 2**30:.1f} GiB"
+            )
         self.capacity = capacity
         self.storage = EpisodeBatch.empty(info, capacity)
         self.size = 0
@@ -79,6 +101,11 @@ class EpisodeBuffer:
 
     def __len__(self) -> int:
         return self.size
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the full-capacity storage (what a checkpoint of a full buffer costs)."""
+        return sum(getattr(self.storage, f.name).nbytes for f in fields(EpisodeBatch))
 
     def insert(self, batch: EpisodeBatch) -> None:
         n = batch.size

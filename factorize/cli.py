@@ -19,17 +19,33 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from factorize.config import build_config, parse_overrides
+    from factorize.config import build_config, parse_overrides, set_field, validate
+    from factorize.experiments.rundir import RunDir
     from factorize.train import train
 
     if args.steps is not None and args.steps <= 0:
         raise FactorizeError(f"steps: must be a positive number of env steps, got {args.steps}")
     if args.seed is not None and args.seed < 0:
         raise FactorizeError(f"seed: must be >= 0, got {args.seed}")
-    cfg = build_config(args.algo, args.env, parse_overrides(args.overrides), steps=args.steps, seed=args.seed)
-    out = Path(args.out) if args.out else Path("runs") / f"{cfg.algo.name}_{cfg.env.name.replace(':', '-')}_s{cfg.seed}"
-    summary = train(cfg, out)
-    print(json.dumps({"run": str(out), **{k: summary[k] for k in ("algo", "env", "seed", "steps", "test_return_mean", "test_win_rate")}}))
+    if args.resume is not None:
+        if args.algo or args.env or args.overrides or args.seed is not None or args.out:
+            raise FactorizeError("resume: --resume takes the run's own config; only --steps may change")
+        out = Path(args.resume)
+        cfg = RunDir(out).config()
+        if args.steps is not None:
+            set_field(cfg, "steps", args.steps)
+            validate(cfg)
+    else:
+        if not args.algo or not args.env:
+            raise FactorizeError("train: --algo and --env are required (or --resume RUN_DIR)")
+        cfg = build_config(args.algo, args.env, parse_overrides(args.overrides), steps=args.steps, seed=args.seed)
+        out = Path(args.out) if args.out else Path("runs") / f"{cfg.algo.name}_{cfg.env.name.replace(':', '-')}_s{cfg.seed}"
+    summary = train(cfg, out, resume=args.resume is not None)
+    keys = ("status", "algo", "env", "seed", "steps", "test_return_mean", "test_win_rate")
+    print(json.dumps({"run": str(out), **{k: summary.get(k) for k in keys}}))
+    if summary["status"] == "diverged":
+        print(f"factorize: run diverged at step {summary['diverged_at_step']}; last good checkpoint kept", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -90,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train one method on one env")
-    t.add_argument("--algo", required=True, help="method name (see `factorize list algos`)")
-    t.add_argument("--env", required=True, help="env name (see `factorize list envs`)")
+    t.add_argument("--algo", help="method name (see `factorize list algos`)")
+    t.add_argument("--env", help="env name (see `factorize list envs`)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
     t.add_argument("--steps", type=int, default=None, help="total env steps")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--out", default=None, help="run directory (default runs/<algo>_<env>_s<seed>)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -121,6 +122,12 @@ class RunnerConfig:
     log_interval: int = 1_000
     checkpoint_interval: int = 0
     """Env steps between checkpoints; 0 writes only the final one."""
+    keep_checkpoints: int = 2
+    """How many of the newest checkpoints to keep."""
+    checkpoint_buffer: Literal["auto", "on", "off"] = "auto"
+    """Store the replay buffer in checkpoints (needed for exact resume); `auto` does so when it
+    is at most `checkpoint_buffer_max_mb`."""
+    checkpoint_buffer_max_mb: float = 512.0
 
 
 @dataclass
@@ -283,10 +290,26 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
     return value
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-3` as a string (it wants `1.0e-3`); researchers write `lr=1e-3`."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Safe YAML with scientific notation read as numbers (configs, specs, overrides)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def parse_value(text: str) -> Any:
     """Parse the right-hand side of `key=value` as YAML (numbers, lists, true/false, none)."""
     try:
-        return yaml.safe_load(text) if text.strip() else ""
+        return load_yaml(text) if text.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"cannot parse value {text!r}: {str(exc).splitlines()[0]}") from None
 
@@ -401,15 +424,42 @@ def validate(cfg: RunConfig) -> None:
         "runner.n_envs": cfg.runner.n_envs,
         "runner.eval_interval": cfg.runner.eval_interval,
         "runner.log_interval": cfg.runner.log_interval,
+        "runner.keep_checkpoints": cfg.runner.keep_checkpoints,
         "learner.lr": cfg.learner.lr,
     }
     for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{name}: must be positive, got {value}")
+    # generous ceilings: past them a typo would only surface as an allocation failure
+    ceilings = {
+        "agent.hidden_dim": (cfg.agent.hidden_dim, 16_384),
+        "mixer.embed_dim": (cfg.mixer.embed_dim, 16_384),
+        "mixer.hypernet_embed": (cfg.mixer.hypernet_embed, 16_384),
+        "mixer.central_embed": (cfg.mixer.central_embed, 16_384),
+        "mixer.qtran_embed": (cfg.mixer.qtran_embed, 16_384),
+        "mixer.attend_embed": (cfg.mixer.attend_embed, 16_384),
+        "mixer.adv_hypernet_embed": (cfg.mixer.adv_hypernet_embed, 16_384),
+        "mixer.num_kernel": (cfg.mixer.num_kernel, 256),
+        "runner.n_envs": (cfg.runner.n_envs, 4_096),
+        "runner.test_episodes": (cfg.runner.test_episodes, 1_000_000),
+        "learner.batch_size": (cfg.learner.batch_size, 1_000_000),
+        "learner.buffer_size": (cfg.learner.buffer_size, 10_000_000),
+        "seed": (cfg.seed, 2**32 - 1),
+        "steps": (cfg.steps, 10**12),
+    }
+    for name, (value, ceiling) in ceilings.items():
+        if value > ceiling:
+            raise ConfigError(f"{name}: {value} is above the supported maximum {ceiling}")
+    for name, value in {"mixer.num_kernel": cfg.mixer.num_kernel, "mixer.attend_embed": cfg.mixer.attend_embed,
+                        "mixer.central_embed": cfg.mixer.central_embed, "mixer.qtran_embed": cfg.mixer.qtran_embed,
+                        "mixer.adv_hypernet_embed": cfg.mixer.adv_hypernet_embed}.items():
         if value <= 0:
             raise ConfigError(f"{name}: must be positive, got {value}")
     nonneg = {
         "seed": cfg.seed,
         "runner.test_episodes": cfg.runner.test_episodes,
         "runner.checkpoint_interval": cfg.runner.checkpoint_interval,
+        "runner.checkpoint_buffer_max_mb": cfg.runner.checkpoint_buffer_max_mb,
         "torch_threads": cfg.torch_threads,
     }
     for name, value in nonneg.items():

@@ -26,6 +26,10 @@ from factorize.networks import AgentNetwork
 NEG_INF = float("-inf")
 
 
+class DivergedError(RuntimeError):
+    """A non-finite loss, gradient or value: the update was not applied."""
+
+
 def greedy_actions(qs: Tensor, avail: Tensor) -> Tensor:
     """argmax over available actions: qs [...,A], avail [...,A] (bool) -> [...] long.
 
@@ -134,6 +138,9 @@ class Learner(nn.Module):
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self._clip_params, clip if clip is not None else math.inf, foreach=True
         )
+        # checked before stepping, so the networks keep their last finite values
+        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            raise DivergedError(f"loss {float(loss.detach())}, gradient norm {float(grad_norm)} at update {self.updates + 1}")
         self.optimizer.step()
         self.updates += 1
         self._update_targets()

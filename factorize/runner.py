@@ -56,7 +56,8 @@ class Runner:
         info = self.env.info
         E, T = self.env.n_envs, info.episode_limit
         batch = EpisodeBatch.empty(info, E)
-        obs, state, avail = self.env.reset()
+        seeds = torch.randint(0, 2**31 - 1, (E,), generator=self.generator).tolist()
+        obs, state, avail = self.env.reset(seeds)
         batch.obs[:, 0] = torch.from_numpy(obs)
         batch.state[:, 0] = torch.from_numpy(state)
         batch.avail[:, 0] = torch.from_numpy(avail)

@@ -1,4 +1,10 @@
-"""The training loop: collect episodes, update, log, test, checkpoint. One loop for every method."""
+"""The training loop: collect episodes, update, log, test, checkpoint. One loop for every method.
+
+A run can be killed at any moment and resumed exactly: checkpoints hold the networks, targets,
+optimiser, replay buffer, counters, the metrics so far and every random state, and envs are
+seeded per episode from the run's generator, so the resumed run's `metrics.csv` equals an
+uninterrupted run's (apart from wall-clock time).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +21,13 @@ import torch
 from tqdm import tqdm
 
 from factorize.buffer import EpisodeBuffer
+from factorize.checkpoint import capture_rng, check_compatible, describe, load_state_strict, restore_rng
 from factorize.config import RunConfig
-from factorize.envs import VecEnv, make_env
+from factorize.envs import make_env, make_vec_env
+from factorize.errors import FactorizeError
 from factorize.exploration import EpsilonSchedule
 from factorize.experiments.rundir import RunDir
-from factorize.learner import Learner
+from factorize.learner import DivergedError, Learner
 from factorize.runner import RolloutStats, Runner
 
 TEST_SEED_OFFSET = 1_000_003
@@ -27,7 +35,7 @@ TEST_SEED_OFFSET = 1_000_003
 
 
 def seed_everything(seed: int, threads: int) -> torch.Generator:
-    """Fix every random source; returns the run's own generator (exploration, sampling)."""
+    """Fix every random source; returns the run's own generator (exploration, sampling, envs)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -38,24 +46,8 @@ def seed_everything(seed: int, threads: int) -> torch.Generator:
     return gen
 
 
-@dataclass
-class Timers:
-    """Where the wall-clock time goes (reported in summary.json)."""
-
-    rollout: float = 0.0
-    update: float = 0.0
-    test: float = 0.0
-    start: float = field(default_factory=time.perf_counter)
-
-    def report(self) -> dict[str, float]:
-        total = time.perf_counter() - self.start
-        other = max(0.0, total - self.rollout - self.update - self.test)
-        return {"rollout_s": self.rollout, "update_s": self.update, "test_s": self.test,
-                "other_s": other, "total_s": total}
-
-
 def evaluate(runner: Runner, episodes: int) -> RolloutStats:
-    """Greedy episodes (epsilon 0), as many rollouts of the test VecEnv as needed."""
+    """Greedy episodes (epsilon 0), as many rollouts of the test envs as needed."""
     parts: list[RolloutStats] = []
     got = 0
     while got < episodes:
@@ -71,118 +63,226 @@ def evaluate(runner: Runner, episodes: int) -> RolloutStats:
 
 def make_test_runner(cfg: RunConfig, learner: Learner) -> Runner:
     n = max(1, min(cfg.runner.n_envs, cfg.runner.test_episodes))
-    env = VecEnv(lambda: make_env(cfg.env), n, cfg.seed + TEST_SEED_OFFSET)
     gen = torch.Generator()
     gen.manual_seed(cfg.seed + TEST_SEED_OFFSET)
-    return Runner(env, learner.agent, gen)
+    return Runner(make_vec_env(cfg.env, n), learner.agent, gen)
 
 
 def _mean(xs: list[float]) -> float | None:
     return float(np.mean(xs)) if xs else None
 
 
-def train(cfg: RunConfig, out: str | Path, progress: bool | None = None) -> dict[str, Any]:
-    """Train one run into directory `out`; returns the summary also written to summary.json."""
-    rundir = RunDir.create(out, cfg)
-    gen = seed_everything(cfg.seed, cfg.torch_threads)
-    env = VecEnv(lambda: make_env(cfg.env), cfg.runner.n_envs, cfg.seed)
-    info = env.info
-    learner = Learner(cfg, info)
-    buffer = EpisodeBuffer(info, cfg.learner.buffer_size)
-    runner = Runner(env, learner.agent, gen)
-    test_runner = make_test_runner(cfg, learner)
-    schedule = EpsilonSchedule(cfg.explore)
-    timers = Timers()
-    rows: list[dict[str, Any]] = []
+@dataclass
+class Progress:
+    """Counters that a checkpoint must carry for the loop to continue where it stopped."""
 
-    steps = episodes = 0
-    owed_updates = 0.0
-    next_log, next_eval = cfg.runner.log_interval, cfg.runner.eval_interval
-    window: dict[str, list[float]] = {"return": [], "won": [], "loss": [], "q_tot_mean": []}
-    epsilon = schedule.value(0, 0)
+    steps: int = 0
+    episodes: int = 0
+    owed_updates: float = 0.0
+    next_log: int = 0
+    next_eval: int = 0
+    next_checkpoint: int = 0
+    wall_s: float = 0.0
+    rollout_s: float = 0.0
+    update_s: float = 0.0
+    test_s: float = 0.0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    window: dict[str, list[float]] = field(default_factory=lambda: {"return": [], "won": [], "loss": [], "q_tot_mean": []})
 
-    def log_test() -> dict[str, Any]:
+
+class Trainer:
+    """One run: its envs, learner, buffer and loop state."""
+
+    def __init__(self, cfg: RunConfig, rundir: RunDir, progress_bar: bool) -> None:
+        self.cfg = cfg
+        self.rundir = rundir
+        self.show_bar = progress_bar
+        self.gen = seed_everything(cfg.seed, cfg.torch_threads)
+        self.env = make_vec_env(cfg.env, cfg.runner.n_envs)
+        self.info = self.env.info
+        self.learner = Learner(cfg, self.info)
+        self.buffer = EpisodeBuffer(self.info, cfg.learner.buffer_size)
+        self.runner = Runner(self.env, self.learner.agent, self.gen)
+        self.test_runner = make_test_runner(cfg, self.learner)
+        self.schedule = EpsilonSchedule(cfg.explore)
+        r = cfg.runner
+        self.p = Progress(next_log=r.log_interval, next_eval=r.eval_interval,
+                          next_checkpoint=r.checkpoint_interval or cfg.steps)
+        self._t0 = time.perf_counter()
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    @property
+    def buffer_mb(self) -> float:
+        return self.buffer.nbytes / 2**20
+
+    def _keep_buffer(self) -> bool:
+        mode = self.cfg.runner.checkpoint_buffer
+        return mode == "on" or (mode == "auto" and self.buffer_mb <= self.cfg.runner.checkpoint_buffer_max_mb)
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        return {"train": self.gen, "test": self.test_runner.generator}
+
+    def save(self) -> None:
+        self.p.wall_s = self.wall()
+        state = {
+            "meta": describe(self.cfg, self.info),
+            "learner": self.learner.state_dict(),
+            "optimizer": self.learner.optimizer.state_dict(),
+            "updates": self.learner.updates,
+            "buffer": self.buffer.state_dict() if self._keep_buffer() else None,
+            "progress": asdict(self.p),
+            "rng": capture_rng(self._generators()),
+        }
+        self.rundir.save_checkpoint(state, self.p.steps, self.cfg.runner.keep_checkpoints)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        where = str(self.rundir.path)
+        check_compatible(state.get("meta"), describe(self.cfg, self.info), where)
+        load_state_strict(self.learner, state.get("learner"), where)
+        try:
+            self.learner.optimizer.load_state_dict(state["optimizer"])
+            self.learner.updates = int(state["updates"])
+            if state.get("buffer") is not None:
+                self.buffer.load_state_dict(state["buffer"])
+            self.p = Progress(**state["progress"])
+            restore_rng(state["rng"], self._generators())
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise FactorizeError(f"checkpoint: {where} is incomplete or damaged ({type(exc).__name__}: {exc})") from None
+        self._t0 = time.perf_counter() - self.p.wall_s
+
+    def wall(self) -> float:
+        return time.perf_counter() - self._t0
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _test_row(self) -> dict[str, Any]:
         t0 = time.perf_counter()
-        stats = evaluate(test_runner, max(1, cfg.runner.test_episodes))
-        timers.test += time.perf_counter() - t0
-        row = {"step": steps, "episode": episodes, "split": "test",
+        stats = evaluate(self.test_runner, max(1, self.cfg.runner.test_episodes))
+        self.p.test_s += time.perf_counter() - t0
+        row = {"step": self.p.steps, "episode": self.p.episodes, "split": "test",
                "return_mean": float(stats.returns.mean()), "win_rate": float(stats.won.mean()),
-               "epsilon": 0.0, "wall_s": round(time.perf_counter() - timers.start, 3)}
-        rows.append(row)
+               "epsilon": 0.0, "wall_s": round(self.wall(), 3)}
+        self.p.rows.append(row)
         return row
 
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=cfg.steps, disable=not show, unit="step", dynamic_ncols=True,
-               desc=f"{cfg.algo.name} {cfg.env.name} s{cfg.seed}")
-    last_test: dict[str, Any] | None = None
-    while steps < cfg.steps:
-        epsilon = schedule.value(steps, episodes)
-        t0 = time.perf_counter()
-        batch, stats = runner.rollout(epsilon)
-        buffer.insert(batch)
-        timers.rollout += time.perf_counter() - t0
-        steps += stats.steps
-        episodes += len(stats.returns)
-        bar.update(stats.steps)
-        window["return"].extend(stats.returns.tolist())
-        window["won"].extend(stats.won.astype(float).tolist())
+    def _train_row(self, epsilon: float) -> None:
+        w = self.p.window
+        self.p.rows.append({"step": self.p.steps, "episode": self.p.episodes, "split": "train",
+                            "return_mean": _mean(w["return"]), "win_rate": _mean(w["won"]),
+                            "loss": _mean(w["loss"]), "q_tot_mean": _mean(w["q_tot_mean"]),
+                            "epsilon": epsilon, "wall_s": round(self.wall(), 3)})
+        self.p.window = {k: [] for k in w}
 
+    def _collect_and_learn(self) -> float:
+        cfg, p = self.cfg, self.p
+        epsilon = self.schedule.value(p.steps, p.episodes)
+        t0 = time.perf_counter()
+        batch, stats = self.runner.rollout(epsilon)
+        self.buffer.insert(batch)
+        p.rollout_s += time.perf_counter() - t0
+        p.steps += stats.steps
+        p.episodes += len(stats.returns)
+        p.window["return"].extend(stats.returns.tolist())
+        p.window["won"].extend(stats.won.astype(float).tolist())
         ups = cfg.learner.updates_per_step
-        owed_updates += stats.steps * ups if ups is not None else len(stats.returns)
-        if not buffer.can_sample(cfg.learner.batch_size):
-            owed_updates = 0.0
+        p.owed_updates += stats.steps * ups if ups is not None else len(stats.returns)
+        if not self.buffer.can_sample(cfg.learner.batch_size):
+            p.owed_updates = 0.0
         t0 = time.perf_counter()
-        while owed_updates >= 1.0:
-            out = learner.update(buffer.sample(cfg.learner.batch_size, gen))
-            owed_updates -= 1.0
-            window["loss"].append(out["loss"])
-            window["q_tot_mean"].append(out.get("q_tot_mean", math.nan))
-        timers.update += time.perf_counter() - t0
+        while p.owed_updates >= 1.0:
+            out = self.learner.update(self.buffer.sample(cfg.learner.batch_size, self.gen))
+            p.owed_updates -= 1.0
+            p.window["loss"].append(out["loss"])
+            p.window["q_tot_mean"].append(out.get("q_tot_mean", math.nan))
+        p.update_s += time.perf_counter() - t0
+        return epsilon
 
-        if steps >= next_log or steps >= cfg.steps:
-            rows.append({"step": steps, "episode": episodes, "split": "train",
-                         "return_mean": _mean(window["return"]), "win_rate": _mean(window["won"]),
-                         "loss": _mean(window["loss"]), "q_tot_mean": _mean(window["q_tot_mean"]),
-                         "epsilon": epsilon, "wall_s": round(time.perf_counter() - timers.start, 3)})
-            window = {k: [] for k in window}
-            while next_log <= steps:
-                next_log += cfg.runner.log_interval
-        if steps >= next_eval or steps >= cfg.steps:
-            last_test = log_test()
-            bar.set_postfix(test_return=f"{last_test['return_mean']:.3g}")
-            while next_eval <= steps:
-                next_eval += cfg.runner.eval_interval
-            rundir.write_metrics(rows)
-    bar.close()
-    if last_test is None:
-        last_test = log_test()
-    rundir.write_metrics(rows)
-    rundir.save_checkpoint({"learner": learner.state_dict(), "steps": steps, "episodes": episodes})
-    summary = {
-        "status": "finished",
-        "algo": cfg.algo.name,
-        "env": cfg.env.name,
-        "seed": cfg.seed,
-        "steps": steps,
-        "episodes": episodes,
-        "updates": learner.updates,
-        "test_return_mean": last_test["return_mean"],
-        "test_win_rate": last_test["win_rate"],
-        "time": timers.report(),
-        "env_steps_per_s": steps / max(timers.report()["total_s"], 1e-9),
-    }
-    rundir.write_summary(summary)
-    env.close()
-    test_runner.env.close()
-    return summary
+    def run(self) -> dict[str, Any]:
+        cfg, p, r = self.cfg, self.p, self.cfg.runner
+        bar = tqdm(total=cfg.steps, initial=min(p.steps, cfg.steps), disable=not self.show_bar, unit="step",
+                   dynamic_ncols=True, desc=f"{cfg.algo.name} {cfg.env.name} s{cfg.seed}")
+        status, diverged_at = "finished", None
+        try:
+            while p.steps < cfg.steps:
+                before = p.steps
+                epsilon = self._collect_and_learn()
+                bar.update(p.steps - before)
+                done = p.steps >= cfg.steps
+                if p.steps >= p.next_log or done:
+                    self._train_row(epsilon)
+                    while p.next_log <= p.steps:
+                        p.next_log += r.log_interval
+                if p.steps >= p.next_eval or done:
+                    row = self._test_row()
+                    bar.set_postfix(test_return=f"{row['return_mean']:.3g}")
+                    while p.next_eval <= p.steps:
+                        p.next_eval += r.eval_interval
+                    self.rundir.write_metrics(p.rows)
+                if p.steps >= p.next_checkpoint or done:
+                    self.rundir.write_metrics(p.rows)
+                    self.save()
+                    while p.next_checkpoint <= p.steps:
+                        p.next_checkpoint += r.checkpoint_interval or cfg.steps
+        except DivergedError as exc:
+            status, diverged_at = "diverged", p.steps
+            bar.write(f"diverged at step {p.steps}: {exc}")
+            self.rundir.write_metrics(p.rows)
+        finally:
+            bar.close()
+            self.env.close()
+            self.test_runner.env.close()
+        tests = [row for row in p.rows if row["split"] == "test"]
+        last = tests[-1] if tests else {"return_mean": None, "win_rate": None}
+        total = self.wall()
+        summary = {
+            "status": status,
+            "algo": cfg.algo.name,
+            "env": cfg.env.name,
+            "seed": cfg.seed,
+            "steps": p.steps,
+            "episodes": p.episodes,
+            "updates": self.learner.updates,
+            "test_return_mean": last["return_mean"],
+            "test_win_rate": last["win_rate"],
+            "diverged_at_step": diverged_at,
+            "buffer_mb": round(self.buffer_mb, 3),
+            "buffer_in_checkpoint": self._keep_buffer(),
+            "time": {"rollout_s": p.rollout_s, "update_s": p.update_s, "test_s": p.test_s,
+                     "other_s": max(0.0, total - p.rollout_s - p.update_s - p.test_s), "total_s": total},
+            "env_steps_per_s": p.steps / max(total, 1e-9),
+        }
+        self.rundir.write_summary(summary)
+        return summary
+
+
+def train(cfg: RunConfig, out: str | Path, progress: bool | None = None, resume: bool = False) -> dict[str, Any]:
+    """Train one run into directory `out` and return its summary (also in summary.json).
+
+    With `resume`, a run directory that has a checkpoint continues from the newest one; a
+    finished run returns its summary without training again.
+    """
+    rundir = RunDir(out)
+    if resume:
+        done = rundir.summary()
+        finished = done is not None and done.get("status") == "finished"
+        if finished and int(done.get("steps", 0)) >= cfg.steps and rundir.checkpoints():  # type: ignore[union-attr]
+            return done  # type: ignore[return-value]
+    state = rundir.load_checkpoint() if resume and rundir.checkpoints() else None
+    rundir = RunDir.create(out, cfg)
+    trainer = Trainer(cfg, rundir, sys.stderr.isatty() if progress is None else progress)
+    if state is not None:
+        trainer.restore(state)
+    return trainer.run()
 
 
 def load_learner(path: str | Path) -> tuple[RunConfig, Learner, RunDir]:
-    """Rebuild a trained run's learner from its directory (config + checkpoint)."""
+    """Rebuild a trained run's learner from its directory (config + newest checkpoint)."""
     rundir = RunDir(path)
     cfg = rundir.config()
     info = make_env(cfg.env).info
     learner = Learner(cfg, info)
     state = rundir.load_checkpoint()
-    learner.load_state_dict(state["learner"])
+    check_compatible(state.get("meta"), describe(cfg, info), str(rundir.path))
+    load_state_strict(learner, state.get("learner"), str(rundir.path))
     return cfg, learner, rundir

@@ -74,8 +74,9 @@ def test_train_eval_qtable_and_run_directory(capsys, tmp_path) -> None:
                                  "--seed", "1", "--out", str(run), "runner.eval_interval=32"])
     assert code == 0
     assert json.loads(out)["algo"] == "vdn"
-    for name in ("config.yaml", "metrics.csv", "summary.json", "checkpoint.pt"):
+    for name in ("config.yaml", "metrics.csv", "summary.json"):
         assert (run / name).is_file(), name
+    assert len(list((run / "checkpoints").glob("step_*.pt"))) == 1
     header = (run / "metrics.csv").read_text().splitlines()[0]
     assert header == "step,episode,split,return_mean,win_rate,loss,q_tot_mean,epsilon,wall_s"
     config = (run / "config.yaml").read_text()

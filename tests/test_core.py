@@ -78,7 +78,7 @@ def test_epsilon_schedules() -> None:
 
 
 def test_rollout_pads_and_masks_finished_episodes() -> None:
-    env = VecEnv(TwoStepGame, 3, seed=0)
+    env = VecEnv(TwoStepGame, 3)
     net = AgentNetwork(AgentConfig(hidden_dim=8), env.info)
     batch, stats = Runner(env, net, torch.Generator().manual_seed(0)).rollout(1.0)
     assert batch.mask.all() and stats.steps == 6
@@ -106,7 +106,7 @@ def test_buffer_is_a_ring() -> None:
 
 def _learner(**overrides) -> tuple[Learner, EpisodeBatch]:
     cfg = build_config("qmix", "two_step", overrides)
-    env = VecEnv(lambda: make_env(cfg.env), 8, 0)
+    env = VecEnv(lambda: make_env(cfg.env), 8)
     torch.manual_seed(0)
     learner = Learner(cfg, env.info)
     batch, _ = Runner(env, learner.agent, torch.Generator().manual_seed(0)).rollout(1.0)

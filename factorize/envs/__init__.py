@@ -22,6 +22,7 @@ __all__ = [
     "MatrixGame",
     "TwoStepGame",
     "make_env",
+    "make_vec_env",
     "env_defaults",
     "list_envs",
     "register_env",
@@ -112,6 +113,11 @@ def env_defaults(name: str) -> dict[str, Any]:
 def make_env(cfg: EnvConfig) -> MultiAgentEnv:
     fam, arg = _split(cfg.name)
     return fam.factory(arg, cfg)
+
+
+def make_vec_env(cfg: EnvConfig, n_envs: int) -> VecEnv:
+    """E envs in lockstep; families with a native batched implementation may supply their own."""
+    return VecEnv(lambda: make_env(cfg), n_envs)
 
 
 def list_envs() -> list[tuple[str, str]]:

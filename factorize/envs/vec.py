@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -13,22 +13,19 @@ class VecEnv:
     """E copies of an env that run whole episodes in lockstep.
 
     Finished envs sit idle (their slots are masked by the runner) until every env is done, so a
-    rollout yields E complete episodes. Each env is seeded once, with `seed + i`, on its first
-    reset; later resets continue its own random stream, which keeps runs reproducible.
+    rollout yields E complete episodes. The runner seeds every episode (`reset(seeds)`) from the
+    run's generator, so an env's randomness is a function of that one generator: restoring it
+    on resume restores the envs too, with no env-specific state to save.
     """
 
-    def __init__(self, make_env: Callable[[], MultiAgentEnv], n_envs: int, seed: int) -> None:
+    def __init__(self, make_env: Callable[[], MultiAgentEnv], n_envs: int) -> None:
         self.envs = [make_env() for _ in range(n_envs)]
         self.info: EnvInfo = self.envs[0].info
         self.n_envs = n_envs
-        self._seeds: list[int | None] = [seed + i for i in range(n_envs)]
 
-    def reset(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Returns obs [E,N,O], state [E,S], avail [E,N,A]."""
-        outs = []
-        for i, env in enumerate(self.envs):
-            outs.append(env.reset(seed=self._seeds[i]))
-            self._seeds[i] = None
+    def reset(self, seeds: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Start one episode per env (seeded by `seeds` [E] if given): obs [E,N,O], state [E,S], avail [E,N,A]."""
+        outs = [env.reset(seed=None if seeds is None else int(seeds[i])) for i, env in enumerate(self.envs)]
         return (
             np.stack([o.obs for o in outs]),
             np.stack([o.state for o in outs]),

@@ -20,25 +20,36 @@ from typing import Any
 import torch
 import yaml
 
-from factorize.config import RunConfig, config_from_dict
+from factorize.config import RunConfig, config_from_dict, load_yaml
 from factorize.errors import FactorizeError
 
 METRIC_COLUMNS = ["step", "episode", "split", "return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "wall_s"]
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_DIR = "checkpoints"
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write via a temporary file and rename: readers see the old file or the new, never half.
+
+    A failing write (full disk, no permission) raises `FactorizeError` naming the file, and the
+    previous version of the file is left as it was.
+    """
     path = Path(path)
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise FactorizeError(f"run directory: cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -100,7 +111,7 @@ class RunDir:
         path = self.path / "config.yaml"
         if not path.is_file():
             raise FactorizeError(f"run: {self.path} has no config.yaml (not a run directory)")
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
         if not isinstance(data, dict):
             raise FactorizeError(f"run: {path} is not a config mapping")
         return config_from_dict(data)
@@ -116,17 +127,44 @@ class RunDir:
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write(self.path / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
-    def save_checkpoint(self, state: dict[str, Any]) -> None:
+    def checkpoints(self) -> list[Path]:
+        """Checkpoint files, oldest first (names sort by step)."""
+        return sorted((self.path / CHECKPOINT_DIR).glob("step_*.pt"))
+
+    def save_checkpoint(self, state: dict[str, Any], step: int, keep: int) -> Path:
+        """Write `checkpoints/step_<step>.pt` atomically, then drop all but the newest `keep`."""
+        folder = self.path / CHECKPOINT_DIR
+        folder.mkdir(exist_ok=True)
         buf = io.BytesIO()
         torch.save(state, buf)
-        atomic_write(self.path / CHECKPOINT, buf.getvalue())
+        path = folder / f"step_{step:012d}.pt"
+        atomic_write(path, buf.getvalue())
+        for old in self.checkpoints()[: -max(1, keep)]:
+            old.unlink(missing_ok=True)
+        return path
 
-    def load_checkpoint(self) -> dict[str, Any]:
-        path = self.path / CHECKPOINT
-        if not path.is_file():
-            raise FactorizeError(f"run: {self.path} has no {CHECKPOINT}")
+    def load_checkpoint(self, path: Path | None = None) -> dict[str, Any]:
+        """The newest checkpoint (or `path`), loaded as data only: no pickled code runs."""
+        if path is None:
+            found = self.checkpoints()
+            if not found:
+                raise FactorizeError(f"run: {self.path} has no checkpoint in {CHECKPOINT_DIR}/")
+            path = found[-1]
         try:
-            # weights_only: a checkpoint is data; never run a pickle's code
-            return torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is bad input here
-            raise FactorizeError(f"checkpoint: cannot load {path}: {str(exc).splitlines()[0]}") from None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise FactorizeError(f"checkpoint: cannot load {path}: {first[:200]}") from None
+        if not isinstance(state, dict):
+            raise FactorizeError(f"checkpoint: {path} is not a factorize checkpoint")
+        return state
+
+    def summary(self) -> dict[str, Any] | None:
+        path = self.path / "summary.json"
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) else None

@@ -1,0 +1,149 @@
+"""Exact resume after SIGKILL, the divergence guard, and safe checkpoint loading."""
+
+from __future__ import annotations
+
+import csv
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run
+from factorize.cli import main
+from factorize.experiments.rundir import RunDir
+
+FAST = {"runner.checkpoint_interval": 64, "runner.log_interval": 64, "runner.eval_interval": 128,
+        "explore.anneal_steps": 600}
+
+
+def metrics_without_clock(path: Path) -> list[list[str]]:
+    with open(path / "metrics.csv") as f:
+        rows = list(csv.reader(f))
+    col = rows[0].index("wall_s")
+    return [r[:col] + r[col + 1 :] for r in rows]
+
+
+def train_argv(out: Path, kind: str, steps: int) -> list[str]:
+    overrides = [f"{k}={v}" for k, v in FAST.items()] + [f"agent.kind={kind}"]
+    return ["train", "--algo", "qmix", "--env", "two_step", "--steps", str(steps), "--seed", "7",
+            "--out", str(out), *overrides]
+
+
+def newest_step(out: Path) -> int:
+    found = sorted((out / "checkpoints").glob("step_*.pt")) if (out / "checkpoints").exists() else []
+    return int(found[-1].stem.split("_")[1]) if found else -1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mlp", "gru"])
+def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path: Path, kind: str) -> None:
+    steps = 2400
+    reference = tmp_path / "reference"
+    assert main(train_argv(reference, kind, steps)) == 0
+    expected = metrics_without_clock(reference)
+    for kill_after in (300, 1000, 1800):  # three different points of the run
+        out = tmp_path / f"killed_{kill_after}"
+        proc = subprocess.Popen([sys.executable, "-m", "factorize.cli", *train_argv(out, kind, steps)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while newest_step(out) < kill_after and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not (out / "summary.json").exists(), "killed before the end"
+        assert main(["train", "--resume", str(out)]) == 0
+        assert metrics_without_clock(out) == expected, f"resume after killing at step >= {kill_after}"
+
+
+def test_resume_of_a_finished_run_does_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "done"
+    assert main(train_argv(out, "mlp", 128)) == 0
+    before = (out / "summary.json").stat().st_mtime_ns
+    assert main(["train", "--resume", str(out)]) == 0
+    assert (out / "summary.json").stat().st_mtime_ns == before
+
+
+def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "boom"
+    code = main(["train", "--algo", "qmix", "--env", "matrix", "--steps", "200", "--out", str(out),
+                 "env.payoff=[[1e30,0],[0,0]]", "runner.checkpoint_interval=8"])
+    assert code == 1
+    summary = RunDir(out).summary()
+    assert summary is not None and summary["status"] == "diverged"
+    assert summary["diverged_at_step"] == 32  # the first update, once 32 episodes are stored
+    kept = RunDir(out).checkpoints()
+    assert kept and int(kept[-1].stem.split("_")[1]) <= 32
+    state = RunDir(out).load_checkpoint()
+    import torch
+
+    assert all(torch.isfinite(v).all() for v in state["learner"].values() if v.is_floating_point())
+    assert "diverged" in capsys.readouterr().err
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_whose_pickle_would_run_code_is_refused(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(train_argv(out, "mlp", 64)) == 0
+    marker = tmp_path / "pwned"
+    payload = _Exploit()
+    payload.marker = marker  # type: ignore[attr-defined]
+    ckpt = RunDir(out).checkpoints()[-1]
+    with open(ckpt, "wb") as f:
+        pickle.dump({"learner": payload}, f)
+    for argv in (["eval", str(out)], ["qtable", str(out), "--no-plot"]):
+        assert main(argv) == 2
+        assert "checkpoint" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+def test_a_checkpoint_of_another_method_names_what_differs(tmp_path: Path, capsys) -> None:
+    _, _, qmix = run(tmp_path, "qmix", "two_step", 64)
+    _, _, vdn = run(tmp_path, "vdn", "two_step", 64)
+    shutil.rmtree(qmix / "checkpoints")
+    shutil.copytree(vdn / "checkpoints", qmix / "checkpoints")
+    assert main(["eval", str(qmix)]) == 2
+    err = capsys.readouterr().err
+    assert "algo='vdn'" in err and "algo='qmix'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_truncated_checkpoint_is_bad_input(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(train_argv(out, "mlp", 64)) == 0
+    ckpt = RunDir(out).checkpoints()[-1]
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    assert main(["train", "--resume", str(out), "--steps", "128"]) == 2
+    assert "checkpoint" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_directory_fails_before_training(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["train", "--algo", "qmix", "--env", "two_step", "--steps", "64", "--out", str(blocker / "run")]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_atomic_write_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monkeypatch) -> None:
+    from factorize.errors import FactorizeError
+    from factorize.experiments import rundir as rd
+
+    target = tmp_path / "summary.json"
+    rd.atomic_write(target, "old")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rd.os, "replace", full_disk)
+    with pytest.raises(FactorizeError, match="No space left"):
+        rd.atomic_write(target, "new")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
