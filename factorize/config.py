@@ -34,6 +34,9 @@ class EnvConfig:
     """How per-agent rewards become the team reward (PettingZoo, LBF, RWARE)."""
     kwargs: dict = field(default_factory=dict)
     """Keyword arguments passed to the wrapped env's constructor."""
+    backend: Literal["auto", "native", "pettingzoo"] = "auto"
+    """For envs with a native vectorised implementation (mpe:simple_spread_v3): `auto` uses it
+    when it supports the kwargs, `pettingzoo` forces the original package."""
 
 
 @dataclass
@@ -186,6 +189,34 @@ PRESETS: dict[str, dict[str, Any]] = {
         "explore.decay": 0.995,
         "agent.hidden_dim": 64,
         "mixer.embed_dim": 32,
+    },
+    # EPyMARL's QMIX on MPE as measured for the throughput comparison (issue 6).
+    "epymarl": {
+        "agent.kind": "mlp",
+        "agent.hidden_dim": 64,
+        "agent.shared": True,
+        "agent.agent_id": True,
+        "agent.last_action": False,
+        "mixer.embed_dim": 32,
+        "mixer.hypernet_layers": 2,
+        "mixer.hypernet_embed": 64,
+        "learner.optimizer": "adam",
+        "learner.lr": 5e-4,
+        "learner.batch_size": 32,
+        "learner.buffer_size": 5000,
+        "learner.updates_per_step": 0.04,
+        "learner.double_q": True,
+        "learner.target_update": "hard",
+        "learner.target_interval": 200,
+        "learner.grad_clip": 10.0,
+        "learner.gamma": 0.99,
+        "explore.schedule": "linear",
+        "explore.epsilon_start": 1.0,
+        "explore.epsilon_finish": 0.05,
+        "explore.anneal_steps": 50_000,
+        "runner.test_episodes": 100,
+        "runner.eval_interval": 10_000,
+        "runner.log_interval": 10_000,
     },
     # PyMARL's SMAC defaults.
     "pymarl": {

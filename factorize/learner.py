@@ -81,7 +81,7 @@ class Learner(nn.Module):
             groups.append({"params": mixing, "lr": lc.mixer_lr if lc.mixer_lr is not None else lc.lr})
         # foreach kernels: one call per step for all parameter tensors instead of one per tensor
         if lc.optimizer == "adam":
-            return torch.optim.Adam(groups, eps=lc.optim_eps, foreach=True)
+            return torch.optim.Adam(groups, eps=lc.optim_eps, fused=True)
         return torch.optim.RMSprop(groups, alpha=lc.rms_alpha, eps=lc.optim_eps, foreach=True)
 
     @property

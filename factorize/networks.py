@@ -1,13 +1,19 @@
 """Agent networks shared by every method: per-agent utilities Q_i(tau_i, .) from local inputs.
 
-Inputs are the agent's observation, optionally its previous action (one-hot) and its id
-(one-hot). A shared network (parameter sharing, the default) is one set of weights applied to
-all agents at once; `shared=False` gives each agent its own weights. The same network serves
-rollouts (one step at a time, carrying a hidden state) and the learner (whole [B,T+1] sequences
-in one call: no per-timestep Python loop, `nn.GRU` fuses the recurrence).
+Inputs are the agent's observation, optionally its previous action and its id. Concatenating
+one-hot vectors and multiplying by the first layer is the same as adding a learned column per
+action and per agent, so the first layer is written that way: a linear map of the observation
+plus two embedding lookups (no one-hot tensors, no concatenation on the hot path).
+
+A shared network (parameter sharing, the default) is one set of weights for all agents;
+`shared=False` gives each agent its own. The same network serves rollouts (one step at a time,
+carrying a hidden state) and the learner (whole [B,T+1] sequences in one call: an MLP needs no
+time loop, and `nn.GRU` fuses the recurrence).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -18,19 +24,8 @@ from factorize.envs.base import EnvInfo
 
 
 def input_dim(cfg: AgentConfig, info: EnvInfo) -> int:
+    """Width of the (conceptual) concatenated input: obs + last-action one-hot + id one-hot."""
     return info.obs_dim + (info.n_actions if cfg.last_action else 0) + (info.n_agents if cfg.agent_id else 0)
-
-
-def build_inputs(cfg: AgentConfig, info: EnvInfo, obs: Tensor, last_actions: Tensor | None) -> Tensor:
-    """obs [...,N,O], last_actions [...,N] (long, -1 = none yet) -> inputs [...,N,I]."""
-    parts = [obs]
-    if cfg.last_action:
-        assert last_actions is not None
-        parts.append(F.one_hot(last_actions.clamp(min=0), info.n_actions).to(obs.dtype) * (last_actions >= 0).unsqueeze(-1))
-    if cfg.agent_id:
-        eye = torch.eye(info.n_agents, dtype=obs.dtype, device=obs.device)
-        parts.append(eye.expand(*obs.shape[:-1], info.n_agents))
-    return torch.cat(parts, dim=-1)
 
 
 def sequence_last_actions(actions: Tensor) -> Tensor:
@@ -39,37 +34,75 @@ def sequence_last_actions(actions: Tensor) -> Tensor:
     return torch.cat([first, actions], dim=1)
 
 
-class _Body(nn.Module):
-    """One agent's network: MLP (2 hidden layers) or fc -> GRU -> fc (PyMARL's RNN agent)."""
+class InputLayer(nn.Module):
+    """fc1 over [obs, onehot(last action), onehot(agent id)], computed without the one-hots.
 
-    def __init__(self, kind: str, in_dim: int, hidden: int, n_actions: int) -> None:
+    Row 0 of the action table is "no previous action" and stays zero, as its one-hot would be.
+    """
+
+    def __init__(self, cfg: AgentConfig, info: EnvInfo, out_dim: int) -> None:
         super().__init__()
-        self.kind = kind
-        self.fc1 = nn.Linear(in_dim, hidden)
-        if kind == "gru":
-            self.rnn = nn.GRU(hidden, hidden, batch_first=True)
-        else:
-            self.fc2 = nn.Linear(hidden, hidden)
-        self.out = nn.Linear(hidden, n_actions)
+        self.obs = nn.Linear(info.obs_dim, out_dim)
+        bound = 1.0 / math.sqrt(input_dim(cfg, info))  # nn.Linear's init for the full input width
+        nn.init.uniform_(self.obs.weight, -bound, bound)
+        nn.init.uniform_(self.obs.bias, -bound, bound)
+        self.action = nn.Embedding(info.n_actions + 1, out_dim, padding_idx=0) if cfg.last_action else None
+        self.agent = nn.Parameter(torch.empty(info.n_agents, out_dim).uniform_(-bound, bound)) if cfg.agent_id else None
+        if self.action is not None:
+            nn.init.uniform_(self.action.weight, -bound, bound)
+            with torch.no_grad():
+                self.action.weight[0].zero_()
 
-    def sequence(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x [M,T,I] (M independent sequences) -> q [M,T,A], features [M,T,H]; hidden starts at zero."""
-        h = F.relu(self.fc1(x))
-        if self.kind == "gru":
-            h, _ = self.rnn(h)
+    def forward(self, obs: Tensor, last_actions: Tensor | None, agent_index: Tensor | slice) -> Tensor:
+        """obs [...,N,O], last_actions [...,N] (-1 = none) -> [...,N,H]."""
+        h = self.obs(obs)
+        if self.action is not None:
+            assert last_actions is not None
+            h = h + self.action(last_actions + 1)
+        if self.agent is not None:
+            h = h + self.agent[agent_index]
+        return h
+
+
+class _Body(nn.Module):
+    """One set of agent weights: MLP (2 hidden layers) or input -> GRU -> out (PyMARL's RNN agent)."""
+
+    def __init__(self, cfg: AgentConfig, info: EnvInfo) -> None:
+        super().__init__()
+        H = cfg.hidden_dim
+        self.kind = cfg.kind
+        self.fc1 = InputLayer(cfg, info, H)
+        if cfg.kind == "gru":
+            self.rnn = nn.GRU(H, H, batch_first=True)
         else:
-            h = F.relu(self.fc2(h))
+            self.fc2 = nn.Linear(H, H)
+        self.out = nn.Linear(H, info.n_actions)
+
+    def sequence(self, obs: Tensor, last: Tensor | None, agents: Tensor | slice) -> tuple[Tensor, Tensor]:
+        """obs [B,T,N,O] -> q [B,T,N,A], features [B,T,N,H]."""
+        return self.gru_sequence(obs, last, agents) if self.kind == "gru" else self.mlp(obs, last, agents)
+
+    def mlp(self, obs: Tensor, last: Tensor | None, agents: Tensor | slice) -> tuple[Tensor, Tensor]:
+        """Any leading shape [...,N,*] -> q [...,N,A], features [...,N,H]."""
+        h = F.relu(self.fc2(F.relu(self.fc1(obs, last, agents))))
         return self.out(h), h
 
-    def step(self, x: Tensor, hidden: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """x [M,I], hidden [M,H] -> q [M,A], hidden [M,H]."""
-        h = F.relu(self.fc1(x))
-        if self.kind == "gru":
-            h, hn = self.rnn(h.unsqueeze(1), None if hidden is None else hidden.unsqueeze(0).contiguous())
-            h = h.squeeze(1)
-            return self.out(h), hn.squeeze(0)
-        h = F.relu(self.fc2(h))
-        return self.out(h), None
+    def gru_sequence(self, obs: Tensor, last: Tensor | None, agents: Tensor | slice) -> tuple[Tensor, Tensor]:
+        """obs [B,T,N,O] -> q [B,T,N,A], features [B,T,N,H]; hidden starts at zero."""
+        x = F.relu(self.fc1(obs, last, agents))
+        B, T, N, H = x.shape
+        h, _ = self.rnn(x.transpose(1, 2).reshape(B * N, T, H))
+        h = h.reshape(B, N, T, H).transpose(1, 2)
+        return self.out(h), h
+
+    def gru_step(self, obs: Tensor, last: Tensor | None, agents: Tensor | slice, hidden: Tensor | None) -> tuple[Tensor, Tensor]:
+        """obs [E,N,O], hidden [E,N,H] -> q [E,N,A], hidden [E,N,H]."""
+        x = F.relu(self.fc1(obs, last, agents))
+        E, N, H = x.shape
+        h0 = None if hidden is None else hidden.reshape(1, E * N, H).contiguous()
+        h, _ = self.rnn(x.reshape(E * N, 1, H), h0)
+        h = h.reshape(E, N, H)
+        return self.out(h), h
 
 
 class AgentNetwork(nn.Module):
@@ -79,11 +112,7 @@ class AgentNetwork(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.info = info
-        in_dim = input_dim(cfg, info)
-        n_bodies = 1 if cfg.shared else info.n_agents
-        self.bodies = nn.ModuleList(
-            _Body(cfg.kind, in_dim, cfg.hidden_dim, info.n_actions) for _ in range(n_bodies)
-        )
+        self.bodies = nn.ModuleList(_Body(cfg, info) for _ in range(1 if cfg.shared else info.n_agents))
 
     @property
     def recurrent(self) -> bool:
@@ -95,27 +124,26 @@ class AgentNetwork(nn.Module):
 
     def forward_with_features(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """As `forward`, also returning the last hidden layer [B,T+1,N,H] (QTRAN's joint net reads it)."""
-        x = build_inputs(self.cfg, self.info, obs, sequence_last_actions(actions))
-        B, T1, N, _ = x.shape
+        last = sequence_last_actions(actions) if self.cfg.last_action else None
         if self.cfg.shared:
-            # fold agents into the batch so one GRU call covers every agent's sequence
-            q, h = self.bodies[0].sequence(x.permute(0, 2, 1, 3).reshape(B * N, T1, -1))
-            unfold = lambda t: t.reshape(B, N, T1, -1).permute(0, 2, 1, 3)  # noqa: E731
-            return unfold(q), unfold(h)
-        outs = [body.sequence(x[:, :, i]) for i, body in enumerate(self.bodies)]
-        return torch.stack([o[0] for o in outs], dim=2), torch.stack([o[1] for o in outs], dim=2)
+            return self.bodies[0].sequence(obs, last, slice(None))
+        outs = [body.sequence(obs[:, :, i : i + 1], None if last is None else last[:, :, i : i + 1], slice(i, i + 1))
+                for i, body in enumerate(self.bodies)]
+        return torch.cat([o[0] for o in outs], dim=2), torch.cat([o[1] for o in outs], dim=2)
 
     def step(self, obs: Tensor, last_actions: Tensor, hidden: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """One step for E envs: obs [E,N,O], last_actions [E,N] -> Q [E,N,A], hidden [E,N,H]."""
-        x = build_inputs(self.cfg, self.info, obs, last_actions)
-        E, N, _ = x.shape
+        last = last_actions if self.cfg.last_action else None
+
+        def one(body: _Body, o: Tensor, la: Tensor | None, ids: slice, h: Tensor | None) -> tuple[Tensor, Tensor | None]:
+            if self.recurrent:
+                return body.gru_step(o, la, ids, h)
+            return body.mlp(o, la, ids)[0], None
+
         if self.cfg.shared:
-            h_in = None if hidden is None else hidden.reshape(E * N, -1)
-            q, h = self.bodies[0].step(x.reshape(E * N, -1), h_in)
-            return q.reshape(E, N, -1), None if h is None else h.reshape(E, N, -1)
-        outs = [
-            body.step(x[:, i], None if hidden is None else hidden[:, i]) for i, body in enumerate(self.bodies)
-        ]
-        q = torch.stack([o[0] for o in outs], dim=1)
-        h = None if outs[0][1] is None else torch.stack([o[1] for o in outs], dim=1)  # type: ignore[misc]
+            return one(self.bodies[0], obs, last, slice(None), hidden)
+        outs = [one(body, obs[:, i : i + 1], None if last is None else last[:, i : i + 1], slice(i, i + 1),
+                    None if hidden is None else hidden[:, i : i + 1]) for i, body in enumerate(self.bodies)]
+        q = torch.cat([o[0] for o in outs], dim=1)
+        h = None if outs[0][1] is None else torch.cat([o[1] for o in outs], dim=1)  # type: ignore[misc]
         return q, h

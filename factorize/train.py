@@ -23,7 +23,7 @@ from tqdm import tqdm
 from factorize.buffer import EpisodeBuffer
 from factorize.checkpoint import capture_rng, check_compatible, describe, load_state_strict, restore_rng
 from factorize.config import RunConfig
-from factorize.envs import make_env, make_vec_env
+from factorize.envs import env_info, make_vec_env, resolve_backend
 from factorize.errors import FactorizeError
 from factorize.exploration import EpsilonSchedule
 from factorize.experiments.rundir import RunDir
@@ -239,6 +239,7 @@ class Trainer:
             "status": status,
             "algo": cfg.algo.name,
             "env": cfg.env.name,
+            "env_backend": resolve_backend(cfg.env),
             "seed": cfg.seed,
             "steps": p.steps,
             "episodes": p.episodes,
@@ -280,7 +281,7 @@ def load_learner(path: str | Path) -> tuple[RunConfig, Learner, RunDir]:
     """Rebuild a trained run's learner from its directory (config + newest checkpoint)."""
     rundir = RunDir(path)
     cfg = rundir.config()
-    info = make_env(cfg.env).info
+    info = env_info(cfg.env)
     learner = Learner(cfg, info)
     state = rundir.load_checkpoint()
     check_compatible(state.get("meta"), describe(cfg, info), str(rundir.path))

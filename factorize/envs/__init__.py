@@ -9,6 +9,8 @@ from factorize.config import EnvConfig
 from factorize.envs.base import EnvInfo, MultiAgentEnv, Observation, StepResult
 from factorize.envs.matrix import BUILTIN as MATRIX_BUILTIN
 from factorize.envs.matrix import MatrixGame, make_matrix
+from factorize.envs.mpe_native import SUPPORTED_KWARGS as SUPPORTED_SPREAD_KWARGS
+from factorize.envs.mpe_native import make_simple_spread_vec
 from factorize.envs.two_step import TwoStepGame
 from factorize.envs.vec import VecEnv
 from factorize.errors import ConfigError
@@ -23,6 +25,7 @@ __all__ = [
     "TwoStepGame",
     "make_env",
     "make_vec_env",
+    "env_info",
     "env_defaults",
     "list_envs",
     "register_env",
@@ -91,6 +94,28 @@ register_env(
 )
 
 
+def _mpe_single(arg: str | None, cfg: EnvConfig) -> MultiAgentEnv:
+    raise ConfigError(f"env.name: mpe:{arg} runs only vectorised here (env.backend=native)")
+
+
+def _check_mpe(arg: str | None) -> None:
+    if f"mpe:{arg}" not in NATIVE_VEC:
+        raise ConfigError(f"env.name: unknown MPE scenario {arg!r}; allowed: simple_spread_v3")
+
+
+register_env(
+    "mpe",
+    EnvFamily(
+        factory=_mpe_single,
+        description="MPE tasks (mpe2); simple_spread_v3 runs natively vectorised",
+        needs_arg=True,
+        defaults={},
+        examples=("mpe:simple_spread_v3",),
+        check=_check_mpe,
+    ),
+)
+
+
 def _split(name: str) -> tuple[EnvFamily, str | None]:
     family, _, arg = name.partition(":")
     if family not in _FAMILIES:
@@ -115,9 +140,36 @@ def make_env(cfg: EnvConfig) -> MultiAgentEnv:
     return fam.factory(arg, cfg)
 
 
-def make_vec_env(cfg: EnvConfig, n_envs: int) -> VecEnv:
-    """E envs in lockstep; families with a native batched implementation may supply their own."""
+# Envs with a native vectorised implementation, by full name: (factory, does it take these kwargs?)
+NATIVE_VEC: dict[str, tuple[Callable[[int, dict], Any], Callable[[dict], bool]]] = {
+    "mpe:simple_spread_v3": (make_simple_spread_vec, lambda kw: set(kw) <= SUPPORTED_SPREAD_KWARGS),
+}
+
+
+def resolve_backend(cfg: EnvConfig) -> str:
+    """Which implementation `cfg` runs on: `native` or the env's own package."""
+    native = NATIVE_VEC.get(cfg.name)
+    if cfg.backend == "native":
+        if native is None:
+            raise ConfigError(f"env.backend: {cfg.name} has no native implementation; allowed: auto, pettingzoo")
+        return "native"
+    if cfg.backend == "auto" and native is not None and native[1](cfg.kwargs):
+        return "native"
+    return "package"
+
+
+def make_vec_env(cfg: EnvConfig, n_envs: int) -> Any:
+    """E envs in lockstep (the `VecEnv` interface), natively vectorised where one exists."""
+    if resolve_backend(cfg) == "native":
+        return NATIVE_VEC[cfg.name][0](n_envs, cfg.kwargs)
     return VecEnv(lambda: make_env(cfg), n_envs)
+
+
+def env_info(cfg: EnvConfig) -> EnvInfo:
+    env = make_vec_env(cfg, 1)
+    info = env.info
+    env.close()
+    return info
 
 
 def list_envs() -> list[tuple[str, str]]:

@@ -26,10 +26,21 @@ def nonnegative(kind: str):
     return lambda w: w
 
 
-def hypernet(in_dim: int, out_dim: int, layers: int, embed: int) -> nn.Module:
-    if layers == 1:
-        return nn.Linear(in_dim, out_dim)
-    return nn.Sequential(nn.Linear(in_dim, embed), nn.ReLU(), nn.Linear(embed, out_dim))
+class StateHeads(nn.Module):
+    """Several linear maps of the same state, computed as one matmul and split.
+
+    Identical to separate `nn.Linear(S, width)` layers (same init, same function), but one
+    kernel call instead of four on the learner's hot path.
+    """
+
+    def __init__(self, in_dim: int, widths: dict[str, int]) -> None:
+        super().__init__()
+        self.names = list(widths)
+        self.widths = list(widths.values())
+        self.linear = nn.Linear(in_dim, sum(self.widths))
+
+    def forward(self, state: Tensor) -> dict[str, Tensor]:
+        return dict(zip(self.names, self.linear(state).split(self.widths, dim=-1)))
 
 
 class _StateFree(nn.Module):
@@ -51,26 +62,36 @@ class QMixer(Mixer):
         N, S, E = info.n_agents, info.state_dim, cfg.embed_dim
         self.n_agents, self.embed_dim = N, E
         self.positive = nonnegative(cfg.monotonic)
+        self.hypernet = cfg.hypernet
         if cfg.hypernet:
-            L, H = cfg.hypernet_layers, cfg.hypernet_embed
-            self.w1 = hypernet(S, N * E, L, H)
-            self.wf = hypernet(S, E, L, H)
-            self.b1 = nn.Linear(S, E)
-            self.v = nn.Sequential(nn.Linear(S, E), nn.ReLU(), nn.Linear(E, 1))
+            two = cfg.hypernet_layers == 2
+            H = cfg.hypernet_embed
+            # first layer of every hypernetwork (and of V) reads the same state: one fused matmul
+            self.heads = StateHeads(S, {"w1": H if two else N * E, "wf": H if two else E, "b1": E, "v": E})
+            self.w1_out = nn.Linear(H, N * E) if two else None
+            self.wf_out = nn.Linear(H, E) if two else None
+            self.v_out = nn.Linear(E, 1)
         else:
-            scale = 1.0 / (N**0.5)
-            self.w1 = _StateFree(N * E, scale)
+            self.w1 = _StateFree(N * E, 1.0 / (N**0.5))
             self.wf = _StateFree(E, 1.0 / (E**0.5))
             self.b1 = _StateFree(E, 0.0)
             self.v = _StateFree(1, 0.0)
 
+    def _weights(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """state [M,S] -> raw w1 [M,N*E], b1 [M,E], wf [M,E], v [M,1]."""
+        if not self.hypernet:
+            return self.w1(s), self.b1(s), self.wf(s), self.v(s)
+        h = self.heads(s)
+        w1 = self.w1_out(F.relu(h["w1"])) if self.w1_out is not None else h["w1"]
+        wf = self.wf_out(F.relu(h["wf"])) if self.wf_out is not None else h["wf"]
+        return w1, h["b1"], wf, self.v_out(F.relu(h["v"]))
+
     def forward(self, qs: Tensor, state: Tensor, ctx: MixContext | None = None) -> Tensor:
         lead = qs.shape[:-1]
-        q = qs.reshape(-1, 1, self.n_agents)
-        s = state.reshape(q.shape[0], -1)
-        w1 = self.positive(self.w1(s)).view(-1, self.n_agents, self.embed_dim)
-        b1 = self.b1(s).view(-1, 1, self.embed_dim)
-        hidden = F.elu(torch.bmm(q, w1) + b1)
-        wf = self.positive(self.wf(s)).view(-1, self.embed_dim, 1)
-        v = self.v(s).view(-1, 1, 1)
-        return (torch.bmm(hidden, wf) + v).view(*lead, 1)
+        q = qs.reshape(-1, self.n_agents)
+        w1, b1, wf, v = self._weights(state.reshape(q.shape[0], -1))
+        w1 = self.positive(w1).view(-1, self.n_agents, self.embed_dim)
+        # per-sample [1,N] x [N,E] products: broadcast-multiply-sum beats bmm on such tiny matrices
+        hidden = F.elu((q.unsqueeze(-1) * w1).sum(dim=1) + b1)
+        out = (hidden * self.positive(wf)).sum(dim=-1, keepdim=True) + v
+        return out.view(*lead, 1)
