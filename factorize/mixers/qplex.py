@@ -22,32 +22,36 @@ from torch import Tensor, nn
 from factorize.config import MixerConfig
 from factorize.envs.base import EnvInfo
 from factorize.mixers.base import MixContext, Mixer
-from factorize.mixers.layers import mlp
+from factorize.mixers.layers import HeadsMLP, mlp
 
 EPS = 1e-10
 """Keeps weights strictly positive where abs() meets zero."""
 
 
 class DuplexAttention(nn.Module):
-    """lambda_i(s, u) > 0: sum over K heads of |key_k(s)| * sigmoid(agent_k(s))_i * sigmoid(action_k(s, u))_i."""
+    """lambda_i(s, u) > 0: sum over K heads of |key_k(s)| * sigmoid(agent_k(s))_i * sigmoid(action_k(s, u))_i.
+
+    The K heads are independent networks (`num_kernel`, `adv_hypernet_layers` deep,
+    `adv_hypernet_embed` wide), as the authors' `DMAQ_SI_Weight`, evaluated batched.
+    """
 
     def __init__(self, cfg: MixerConfig, info: EnvInfo) -> None:
         super().__init__()
         N, A, S = info.n_agents, info.n_actions, info.state_dim
-        L, E = cfg.adv_hypernet_layers, cfg.adv_hypernet_embed
-        K = cfg.num_kernel
-        self.keys = nn.ModuleList(mlp(S, E, 1, L) for _ in range(K))
-        self.agents = nn.ModuleList(mlp(S, E, N, L) for _ in range(K))
-        self.actions = nn.ModuleList(mlp(S + N * A, E, N, L) for _ in range(K))
+        L, E, K = cfg.adv_hypernet_layers, cfg.adv_hypernet_embed, cfg.num_kernel
+        self.keys = HeadsMLP(K, S, E, 1, L)
+        self.agents = HeadsMLP(K, S, E, N, L)
+        self.actions = HeadsMLP(K, S + N * A, E, N, L)
+
+    def heads(self, state: Tensor, actions_onehot: Tensor) -> Tensor:
+        """Per-head weights [K,...,N], each strictly positive."""
+        state_action = torch.cat([state, actions_onehot.flatten(-2)], dim=-1)
+        key = self.keys(state).abs() + EPS
+        return key * torch.sigmoid(self.agents(state)) * torch.sigmoid(self.actions(state_action))
 
     def forward(self, state: Tensor, actions_onehot: Tensor) -> Tensor:
         """state [...,S], actions_onehot [...,N,A] -> lambda [...,N]."""
-        state_action = torch.cat([state, actions_onehot.flatten(-2)], dim=-1)
-        heads = [
-            (key(state).abs() + EPS) * torch.sigmoid(agent(state)) * torch.sigmoid(action(state_action))
-            for key, agent, action in zip(self.keys, self.agents, self.actions)
-        ]
-        return torch.stack(heads, dim=0).sum(dim=0)
+        return self.heads(state, actions_onehot).sum(dim=0)
 
 
 class QPlexMixer(Mixer):
