@@ -226,8 +226,8 @@ def test_qtran_qtable_reports_q_jt(tmp_path: Path) -> None:
 # longest budget and the higher lr, so their failure is not for want of training.
 MATRIX = {
     "qtran": (500, {"learner.lr": 0.002}),
-    "ow_qmix": (500, {"learner.lr": 0.002}),
-    "cw_qmix": (500, {"learner.lr": 0.002}),
+    "ow_qmix": (300, {"learner.lr": 0.002}),
+    "cw_qmix": (300, {"learner.lr": 0.002}),
     "qplex": (1000, {"learner.lr": 0.002}),
     "vdn": (1000, {"learner.lr": 0.002}),
     "qmix": (1000, {"learner.lr": 0.002}),
