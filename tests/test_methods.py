@@ -38,6 +38,16 @@ def run(tmp_path: Path, algo: str, env: str, steps: int, seed: int = 0, **overri
     return train(cfg, out, progress=False), out
 
 
+def one_step_batch(B: int, N: int, A: int, seed: int = 0) -> EpisodeBatch:
+    """B single-step episodes of a matrix game (constant obs and state), random actions and rewards."""
+    gen = torch.Generator().manual_seed(seed)
+    return EpisodeBatch(obs=torch.ones(B, 2, N, 1), state=torch.ones(B, 2, 1),
+                        avail=torch.ones(B, 2, N, A, dtype=torch.bool),
+                        actions=torch.randint(0, A, (B, 1, N), generator=gen),
+                        reward=torch.randn(B, 1, generator=gen) * 5, terminated=torch.ones(B, 1, dtype=torch.bool),
+                        mask=torch.ones(B, 1, dtype=torch.bool))
+
+
 # -- registration ----------------------------------------------------------------------------
 
 
@@ -153,10 +163,7 @@ def test_qtran_alt_nopt_min_matches_a_brute_force_loop() -> None:
     info = make_env(cfg.env).info
     learner = Learner(cfg, info)
     B, N, A = 4, 3, 2
-    batch = EpisodeBatch(obs=torch.ones(B, 2, N, 1), state=torch.ones(B, 2, 1),
-                         avail=torch.ones(B, 2, N, A, dtype=torch.bool), actions=torch.randint(0, A, (B, 1, N)),
-                         reward=torch.randn(B, 1), terminated=torch.ones(B, 1, dtype=torch.bool),
-                         mask=torch.ones(B, 1, dtype=torch.bool))
+    batch = one_step_batch(B, N, A)
     batch.avail[0, 0, 1, 0] = False  # an unavailable counterfactual is skipped
     inputs = learner.inputs(batch)
     v = learner.mixer.state_value(batch.state[:, :-1])
@@ -189,10 +196,7 @@ def test_wqmix_central_networks_are_optimised_and_target_copied() -> None:
     assert central and all(id(p) in optimised for p in central)
 
     B = 8
-    batch = EpisodeBatch(obs=torch.ones(B, 2, 2, 1), state=torch.ones(B, 2, 1),
-                         avail=torch.ones(B, 2, 2, 3, dtype=torch.bool), actions=torch.randint(0, 3, (B, 1, 2)),
-                         reward=torch.randn(B, 1) * 5, terminated=torch.ones(B, 1, dtype=torch.bool),
-                         mask=torch.ones(B, 1, dtype=torch.bool))
+    batch = one_step_batch(B, 2, 3)
     before = [p.clone() for p in central]
     stats = learner.update(batch)
     assert {"weight_mean", "central_loss", "q_star_mean"} <= set(stats)
