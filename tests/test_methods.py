@@ -145,6 +145,13 @@ def test_every_method_trains_with_each_agent_kind_and_writes_a_run_dir(tmp_path:
     assert all(torch.isfinite(torch.tensor(t["q_tot"])).all() for t in tables.values())
 
 
+@pytest.mark.parametrize("algo", NEW_METHODS)
+def test_every_method_runs_without_target_networks_or_double_q(tmp_path: Path, algo: str) -> None:
+    summary, _ = run(tmp_path, algo, "two_step", 64, **{"learner.target_update": "none", "learner.double_q": False,
+                                                         "learner.batch_size": 8, "agent.kind": "mlp"})
+    assert summary["updates"] > 0
+
+
 def test_qtran_alt_variant_trains(tmp_path: Path) -> None:
     summary, out = run(tmp_path, "qtran", "matrix:qtran", 96, **{"algo.qtran_variant": "alt",
                                                                   "learner.batch_size": 8})
