@@ -457,6 +457,11 @@ def validate(cfg: RunConfig) -> None:
         "runner.log_interval": cfg.runner.log_interval,
         "runner.keep_checkpoints": cfg.runner.keep_checkpoints,
         "learner.lr": cfg.learner.lr,
+        "mixer.central_embed": cfg.mixer.central_embed,
+        "mixer.qtran_embed": cfg.mixer.qtran_embed,
+        "mixer.num_kernel": cfg.mixer.num_kernel,
+        "mixer.attend_embed": cfg.mixer.attend_embed,
+        "mixer.adv_hypernet_embed": cfg.mixer.adv_hypernet_embed,
     }
     for name, value in positive.items():
         if value <= 0:
@@ -488,6 +493,9 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"{name}: must be positive, got {value}")
     nonneg = {
         "seed": cfg.seed,
+        "algo.central_loss": cfg.algo.central_loss,
+        "algo.lambda_opt": cfg.algo.lambda_opt,
+        "algo.lambda_nopt": cfg.algo.lambda_nopt,
         "runner.test_episodes": cfg.runner.test_episodes,
         "runner.checkpoint_interval": cfg.runner.checkpoint_interval,
         "runner.checkpoint_buffer_max_mb": cfg.runner.checkpoint_buffer_max_mb,
@@ -502,6 +510,7 @@ def validate(cfg: RunConfig) -> None:
         "explore.epsilon_start": cfg.explore.epsilon_start,
         "explore.epsilon_finish": cfg.explore.epsilon_finish,
         "explore.decay": cfg.explore.decay,
+        "algo.alpha": cfg.algo.alpha,
     }.items():
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{name}: must be in [0, 1], got {value}")

@@ -47,7 +47,7 @@ class Learner(nn.Module):
         self.info = info
         spec = get_algorithm(cfg.algo.name)
         self.agent = AgentNetwork(cfg.agent, info)
-        self.mixer = build_mixer(cfg.mixer, info)
+        self.mixer = build_mixer(cfg.mixer, info, feature_dim=cfg.agent.hidden_dim)
         self.objective: Objective = spec.objective(cfg, info)
         lc = cfg.learner
         self.use_targets = lc.target_update != "none"

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from factorize.algorithms.objective import Objective, UpdateInputs
+from factorize.algorithms.qtran import QTranObjective
 from factorize.algorithms.td import TDObjective
+from factorize.algorithms.wqmix import CWQMixObjective, OWQMixObjective
 from factorize.errors import ConfigError
 
 __all__ = ["AlgorithmSpec", "Objective", "UpdateInputs", "ALGORITHMS", "get_algorithm", "register_algorithm"]
@@ -41,6 +43,22 @@ register_algorithm(
 register_algorithm(
     AlgorithmSpec("qmix", "QMIX: monotonic state-conditioned mixing network", TDObjective,
                   {"mixer.name": "qmix"})
+)
+register_algorithm(
+    AlgorithmSpec("qtran", "QTRAN-base: joint Q_jt and V(s) beside the VDN sum; L_td + L_opt + L_nopt",
+                  QTranObjective, {"mixer.name": "qtran"})
+)
+register_algorithm(
+    AlgorithmSpec("ow_qmix", "optimistically-weighted QMIX: weighted TD towards an unrestricted central Q*",
+                  OWQMixObjective, {"mixer.name": "qmix", "algo.alpha": 0.1})
+)
+register_algorithm(
+    AlgorithmSpec("cw_qmix", "centrally-weighted QMIX: weighted TD towards an unrestricted central Q*",
+                  CWQMixObjective, {"mixer.name": "qmix", "algo.alpha": 0.1})
+)
+register_algorithm(
+    AlgorithmSpec("qplex", "QPLEX: duplex dueling mixer with attention weights on the advantages",
+                  TDObjective, {"mixer.name": "qplex"})
 )
 
 

@@ -63,6 +63,15 @@ class UpdateInputs:
         m = self.mask.unsqueeze(-1).expand_as(values)
         return (values * m).sum() / m.sum().clamp(min=1.0)
 
+    def greedy_actions(self) -> Tensor:
+        """[B,T,N] the online agents' greedy actions at steps 0..T-1, over available actions.
+
+        QTRAN's L_opt and CW-QMIX's weights are about the joint action the agents would take now.
+        """
+        from factorize.learner import greedy_actions  # the learner imports this module
+
+        return greedy_actions(self.agent_qs[:, :-1].detach(), self.batch.avail[:, :-1])
+
     def mix_online(self, mixer: Mixer | None, qs: Tensor, actions: Tensor) -> Tensor:
         """Online joint value of `actions` [B,T,N] (values qs [B,T,N]) at steps 0..T-1."""
         b = self.batch

@@ -9,13 +9,22 @@ from factorize.envs.base import EnvInfo
 from factorize.errors import ConfigError
 from factorize.mixers.base import MixContext, Mixer
 from factorize.mixers.qmix import QMixer
+from factorize.mixers.qmix_central import CentralFFMixer
+from factorize.mixers.qplex import QPlexMixer
+from factorize.mixers.qtran import QTranMixer
 from factorize.mixers.vdn import VDNMixer
 
-__all__ = ["Mixer", "MixContext", "VDNMixer", "QMixer", "build_mixer", "register_mixer", "MIXERS"]
+__all__ = [
+    "Mixer", "MixContext", "VDNMixer", "QMixer", "QTranMixer", "CentralFFMixer", "QPlexMixer",
+    "build_mixer", "register_mixer", "MIXERS",
+]
 
 MIXERS: dict[str, Callable[[MixerConfig, EnvInfo], Mixer]] = {
     "vdn": VDNMixer,
     "qmix": QMixer,
+    "qtran": QTranMixer,
+    "qmix_central": CentralFFMixer,
+    "qplex": QPlexMixer,
 }
 
 
@@ -23,9 +32,15 @@ def register_mixer(name: str, factory: Callable[[MixerConfig, EnvInfo], Mixer]) 
     MIXERS[name] = factory
 
 
-def build_mixer(cfg: MixerConfig, info: EnvInfo) -> Mixer | None:
+def build_mixer(cfg: MixerConfig, info: EnvInfo, feature_dim: int | None = None) -> Mixer | None:
+    """Build the named mixer; one that reads agent features (QTRAN) is also told their width."""
     if cfg.name is None or cfg.name == "none":
         return None
     if cfg.name not in MIXERS:
         raise ConfigError(f"mixer.name: {cfg.name!r} is not one of none, {', '.join(MIXERS)}")
-    return MIXERS[cfg.name](cfg, info)
+    factory = MIXERS[cfg.name]
+    if "agent_features" in getattr(factory, "needs", frozenset()):
+        if feature_dim is None:
+            raise ConfigError(f"mixer.name: {cfg.name} reads agent features; build it with their width")
+        return factory(cfg, info, feature_dim=feature_dim)  # type: ignore[call-arg]
+    return factory(cfg, info)
