@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --benchmark-disable
 
 bench: $(STAMP)
-	$(PY) -m pytest benchmarks -q --benchmark-only
+	$(PY) -m pytest benchmarks -q -p no:randomly --benchmark-only --benchmark-columns=mean,stddev,rounds
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .benchmarks
