@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from factorize.buffer import EpisodeBuffer
 from factorize.config import RunConfig
-from factorize.envs import VecEnv, make_env
+from factorize.envs import make_env, make_vec_env
 from factorize.exploration import EpsilonSchedule
 from factorize.experiments.rundir import RunDir
 from factorize.learner import Learner
@@ -71,7 +71,7 @@ def evaluate(runner: Runner, episodes: int) -> RolloutStats:
 
 def make_test_runner(cfg: RunConfig, learner: Learner) -> Runner:
     n = max(1, min(cfg.runner.n_envs, cfg.runner.test_episodes))
-    env = VecEnv(lambda: make_env(cfg.env), n, cfg.seed + TEST_SEED_OFFSET)
+    env = make_vec_env(cfg.env, n, cfg.seed + TEST_SEED_OFFSET)
     gen = torch.Generator()
     gen.manual_seed(cfg.seed + TEST_SEED_OFFSET)
     return Runner(env, learner.agent, gen)
@@ -85,7 +85,7 @@ def train(cfg: RunConfig, out: str | Path, progress: bool | None = None) -> dict
     """Train one run into directory `out`; returns the summary also written to summary.json."""
     rundir = RunDir.create(out, cfg)
     gen = seed_everything(cfg.seed, cfg.torch_threads)
-    env = VecEnv(lambda: make_env(cfg.env), cfg.runner.n_envs, cfg.seed)
+    env = make_vec_env(cfg.env, cfg.runner.n_envs, cfg.seed)
     info = env.info
     learner = Learner(cfg, info)
     buffer = EpisodeBuffer(info, cfg.learner.buffer_size)

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from factorize.config import EnvConfig
+from factorize.envs import lbf, mpe, pettingzoo, rware, smax
 from factorize.envs.base import EnvInfo, MultiAgentEnv, Observation, StepResult
 from factorize.envs.matrix import BUILTIN as MATRIX_BUILTIN
 from factorize.envs.matrix import MatrixGame, make_matrix
 from factorize.envs.two_step import TwoStepGame
+from factorize.envs.optional import installed
 from factorize.envs.vec import VecEnv
 from factorize.errors import ConfigError
 
@@ -22,6 +24,7 @@ __all__ = [
     "MatrixGame",
     "TwoStepGame",
     "make_env",
+    "make_vec_env",
     "env_defaults",
     "list_envs",
     "register_env",
@@ -46,6 +49,12 @@ class EnvFamily:
     defaults: dict[str, Any]
     examples: tuple[str, ...] = ()
     check: Callable[[str | None], None] | None = None
+    vec_factory: Callable[[str | None, EnvConfig, int, int], Any] | None = None
+    """Natively batched envs (SMAX): (arg, cfg, n_envs, seed) -> an object on VecEnv's interface."""
+    extra: str | None = None
+    """The pip extra (`factorize[extra]`) with the family's optional packages."""
+    modules: tuple[str, ...] = ()
+    """Modules that must be importable for the family to work (shown by `factorize list envs`)."""
 
 
 _FAMILIES: dict[str, EnvFamily] = {}
@@ -90,6 +99,83 @@ register_env(
 )
 
 
+# Long episodes: a replay of 5000 padded episodes would take GBs, and 32 test episodes of 500
+# steps every 5000 training steps would cost more than the training.
+_LONG_EPISODE_DEFAULTS: dict[str, Any] = {
+    "learner.buffer_size": 1000,
+    "runner.eval_interval": 50_000,
+    "runner.log_interval": 10_000,
+    "runner.test_episodes": 8,
+}
+
+register_env(
+    "pettingzoo",
+    EnvFamily(
+        factory=pettingzoo.make_pettingzoo,
+        description="any PettingZoo parallel env with discrete actions, by import path; kwargs in env.kwargs",
+        needs_arg=True,
+        defaults={"learner.buffer_size": 1000},
+        examples=("pettingzoo:pettingzoo.sisl.pursuit_v5",),
+        check=pettingzoo.check_module,
+        extra=pettingzoo.EXTRA,
+        modules=("pettingzoo",),
+    ),
+)
+register_env(
+    "mpe",
+    EnvFamily(
+        factory=mpe.make_mpe,
+        description="Multi-Agent Particle Envs via mpe2 (discrete actions, max_cycles 25)",
+        needs_arg=True,
+        defaults={},
+        examples=("mpe:simple_spread_v3", "mpe:simple_speaker_listener_v4", "mpe:simple_reference_v3"),
+        check=mpe.check_scenario,
+        extra=mpe.EXTRA,
+        modules=("pettingzoo", "mpe2"),
+    ),
+)
+register_env(
+    "lbf",
+    EnvFamily(
+        factory=lbf.make_lbf,
+        description="Level-Based Foraging by Gymnasium id (masked; state = concatenated obs)",
+        needs_arg=True,
+        defaults={},
+        examples=(f"lbf:{lbf.EXAMPLE}",),
+        check=lbf.check,
+        extra=lbf.EXTRA,
+        modules=("lbforaging",),
+    ),
+)
+register_env(
+    "rware",
+    EnvFamily(
+        factory=rware.make_rware,
+        description="Robotic Warehouse by Gymnasium id (state = concatenated obs; 500-step episodes)",
+        needs_arg=True,
+        defaults=_LONG_EPISODE_DEFAULTS,
+        examples=(f"rware:{rware.EXAMPLE}",),
+        check=rware.check,
+        extra=rware.EXTRA,
+        modules=("rware",),
+    ),
+)
+register_env(
+    "smax",
+    EnvFamily(
+        factory=smax.make_smax,
+        description="SMAX (jaxmarl) vs the heuristic enemy; world_state, masks, win rate; batched in JAX",
+        needs_arg=True,
+        defaults={},
+        examples=("smax:3m", "smax:2s3z"),
+        check=smax.check_map,
+        vec_factory=smax.make_smax_vec,
+        extra=smax.EXTRA,
+        modules=("jaxmarl", "six"),
+    ),
+)
+
+
 def _split(name: str) -> tuple[EnvFamily, str | None]:
     family, _, arg = name.partition(":")
     if family not in _FAMILIES:
@@ -114,5 +200,21 @@ def make_env(cfg: EnvConfig) -> MultiAgentEnv:
     return fam.factory(arg, cfg)
 
 
+def make_vec_env(cfg: EnvConfig, n_envs: int, seed: int) -> Any:
+    """E envs on `VecEnv`'s interface: the family's own batched env if it has one, else a VecEnv."""
+    fam, arg = _split(cfg.name)
+    if fam.vec_factory is not None:
+        return fam.vec_factory(arg, cfg, n_envs, seed)
+    return VecEnv(lambda: fam.factory(arg, cfg), n_envs, seed)
+
+
 def list_envs() -> list[tuple[str, str]]:
-    return [(name, fam.description) for name, fam in _FAMILIES.items()]
+    """(family, description); families with optional packages say whether they are installed."""
+    out = []
+    for name, fam in _FAMILIES.items():
+        desc = fam.description
+        if fam.extra is not None:
+            state = "installed" if installed(*fam.modules) else f"not installed: pip install 'factorize[{fam.extra}]'"
+            desc = f"{desc} [{state}]"
+        out.append((name, desc))
+    return out
