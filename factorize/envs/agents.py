@@ -15,6 +15,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from factorize.envs.base import EnvInfo, Observation
+from factorize.envs.checks import EnvError
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
@@ -29,8 +30,9 @@ def warn_once(key: str, message: str) -> None:
 
 @dataclass(frozen=True)
 class AgentLayout:
-    """Sizes of each agent's observation and action space, in agent order."""
+    """Sizes of each agent's observation and action space, in agent order, for env `name`."""
 
+    name: str
     obs_dims: tuple[int, ...]
     action_counts: tuple[int, ...]
 
@@ -57,6 +59,11 @@ class AgentLayout:
         for i, o in enumerate(per_agent):
             if o is not None:
                 flat = np.asarray(o, dtype=np.float32).reshape(-1)
+                if flat.shape[0] != self.obs_dims[i]:
+                    raise EnvError(
+                        f"env {self.name}: agent #{i}'s observation has {flat.shape[0]} values, "
+                        f"its space declares {self.obs_dims[i]}"
+                    )
                 out[i, : flat.shape[0]] = flat
         return out
 

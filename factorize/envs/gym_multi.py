@@ -51,7 +51,7 @@ class GymMultiAgentEnv:
             raise EnvError(f"env {name}: {len(obs_spaces)} observation spaces but {len(act_spaces)} action spaces")
         actions = tuple(check_discrete(name, f"#{i}", s) for i, s in enumerate(act_spaces))
         dims = tuple(int(np.prod(s.shape)) for s in obs_spaces)
-        self.layout = AgentLayout(dims, actions)
+        self.layout = AgentLayout(name, dims, actions)
         self.info = self.layout.env_info(None, episode_limit)
         self._all_present = [True] * self.layout.n_agents
         self._t = 0

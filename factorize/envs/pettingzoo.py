@@ -64,7 +64,7 @@ class PettingZooEnv:
         self._dict_obs = [has_mask for _, has_mask in obs_spaces]
         self._obs_spaces = [space for space, _ in obs_spaces]
         actions = tuple(check_discrete(name, a, env.action_space(a)) for a in self.agents)
-        self.layout = AgentLayout(tuple(_flatdim(s) for s in self._obs_spaces), actions)
+        self.layout = AgentLayout(name, tuple(_flatdim(s) for s in self._obs_spaces), actions)
         limit = episode_limit if episode_limit is not None else find_episode_limit(env, {})
         if limit is None:
             raise ConfigError(

@@ -152,7 +152,8 @@ class SMAXVecEnv:
         self._key, outs, states = self._reset_all(self._key)
         # strong-type the reset state so the jitted step compiles once, not twice
         self._states = self._jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), states)
-        obs, state, avail = (np.asarray(x) for x in self._jax.device_get(outs))
+        # np.array copies: device_get's arrays are read-only, and torch wants writable ones
+        obs, state, avail = (np.array(x) for x in self._jax.device_get(outs))
         if not self._checked:
             check_arrays(self.name, self.info, obs, state, avail, lead=(self.n_envs,))
             self._checked = True
@@ -165,7 +166,7 @@ class SMAXVecEnv:
         avail [E,N,A], reward [E], terminated [E], truncated [E], won [E] (zeros where inactive)."""
         acts = np.asarray(actions, dtype=np.int32)
         self._key, outs, self._states = self._step_all(self._key, self._states, acts, np.asarray(active, dtype=bool))
-        out = tuple(np.asarray(x) for x in self._jax.device_get(outs))
+        out = tuple(np.array(x) for x in self._jax.device_get(outs))
         if not self._checked_step:
             check_arrays(self.name, self.info, out[0], out[1], out[2], lead=(self.n_envs,))
             if not np.isfinite(out[3]).all():
