@@ -43,18 +43,14 @@ def test_batched_episode_contract():
     assert not active.any() and (length <= info.episode_limit).all()
 
 
-def test_same_seed_same_first_observation():
+def test_same_seed_same_first_observation_and_single_env_info():
+    # E envs of one map share one compile, so this costs no new compile after the test above
     a = make_vec_env(EnvConfig(name="smax:3m"), E, seed=7).reset()
     b = make_vec_env(EnvConfig(name="smax:3m"), E, seed=7).reset()
     c = make_vec_env(EnvConfig(name="smax:3m"), E, seed=8).reset()
     assert all(np.array_equal(x, y) for x, y in zip(a, b)) and not np.array_equal(a[0], c[0])
-
-
-def test_single_env_view_for_tools_that_need_one():
-    single = make_env(EnvConfig(name="smax:3m"))
-    assert single.info == make_vec_env(EnvConfig(name="smax:3m"), E, seed=0).info
-    first = single.reset(seed=7)
-    assert first.obs.shape == (3, 75) and first.state.shape == (72,) and first.avail.shape == (3, 8)
+    # tools that only need sizes (load_learner) build the single-env view; it compiles nothing
+    assert make_env(EnvConfig(name="smax:3m")).info == make_vec_env(EnvConfig(name="smax:3m"), E, seed=0).info
 
 
 def test_qmix_trains_end_to_end_on_3m(tmp_path):
