@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from factorize.buffer import EpisodeBuffer
 from factorize.config import RunConfig
-from factorize.envs import make_env, make_vec_env
+from factorize.envs import env_notes, make_env, make_vec_env
 from factorize.exploration import EpsilonSchedule
 from factorize.experiments.rundir import RunDir
 from factorize.learner import Learner
@@ -162,6 +162,7 @@ def train(cfg: RunConfig, out: str | Path, progress: bool | None = None) -> dict
         "status": "finished",
         "algo": cfg.algo.name,
         "env": cfg.env.name,
+        "env_notes": env_notes(cfg.env.name),
         "seed": cfg.seed,
         "steps": steps,
         "episodes": episodes,

@@ -26,6 +26,7 @@ __all__ = [
     "make_env",
     "make_vec_env",
     "env_defaults",
+    "env_notes",
     "list_envs",
     "register_env",
 ]
@@ -55,6 +56,8 @@ class EnvFamily:
     """The pip extra (`factorize[extra]`) with the family's optional packages."""
     modules: tuple[str, ...] = ()
     """Modules that must be importable for the family to work (shown by `factorize list envs`)."""
+    returns: str = ""
+    """What an episode's return and win rate mean here (written to summary.json)."""
 
 
 _FAMILIES: dict[str, EnvFamily] = {}
@@ -113,6 +116,7 @@ register_env(
     EnvFamily(
         factory=pettingzoo.make_pettingzoo,
         description="any PettingZoo parallel env with discrete actions, by import path; kwargs in env.kwargs",
+        returns="sum (env.reward=mean: sum / N) of all agents' rewards; win rate is always 0",
         needs_arg=True,
         defaults={"learner.buffer_size": 1000},
         examples=("pettingzoo:pettingzoo.sisl.pursuit_v5",),
@@ -126,6 +130,7 @@ register_env(
     EnvFamily(
         factory=mpe.make_mpe,
         description="Multi-Agent Particle Envs via mpe2 (discrete actions, max_cycles 25)",
+        returns="sum (env.reward=mean: sum / N) of the agents' rewards over 25 steps (negative distances and collision penalties in simple_spread); win rate is always 0",
         needs_arg=True,
         defaults={},
         examples=("mpe:simple_spread_v3", "mpe:simple_speaker_listener_v4", "mpe:simple_reference_v3"),
@@ -139,6 +144,7 @@ register_env(
     EnvFamily(
         factory=lbf.make_lbf,
         description="Level-Based Foraging by Gymnasium id (masked; state = concatenated obs)",
+        returns="sum of the agents' normalised food rewards: 1.0 means all food was collected; win rate is always 0",
         needs_arg=True,
         defaults={},
         examples=(f"lbf:{lbf.EXAMPLE}",),
@@ -152,6 +158,7 @@ register_env(
     EnvFamily(
         factory=rware.make_rware,
         description="Robotic Warehouse by Gymnasium id (state = concatenated obs; 500-step episodes)",
+        returns="shelves delivered per episode, summed over agents (global reward type: counted once); win rate is always 0",
         needs_arg=True,
         defaults=_LONG_EPISODE_DEFAULTS,
         examples=(f"rware:{rware.EXAMPLE}",),
@@ -165,6 +172,7 @@ register_env(
     EnvFamily(
         factory=smax.make_smax,
         description="SMAX (jaxmarl) vs the heuristic enemy; world_state, masks, win rate; batched in JAX",
+        returns="normalised enemy-health decrease plus 1 on a win (at most about 2); win rate: every enemy dead with an ally alive. SMAX maps differ from SMAC's: not comparable with published SMAC figures",
         needs_arg=True,
         defaults={},
         examples=("smax:3m", "smax:2s3z"),
@@ -206,6 +214,12 @@ def make_vec_env(cfg: EnvConfig, n_envs: int, seed: int) -> Any:
     if fam.vec_factory is not None:
         return fam.vec_factory(arg, cfg, n_envs, seed)
     return VecEnv(lambda: fam.factory(arg, cfg), n_envs, seed)
+
+
+def env_notes(name: str) -> dict[str, str]:
+    """What a run on env `name` reports: the meaning of its return and win rate."""
+    fam = _split(name)[0]
+    return {"returns": fam.returns} if fam.returns else {}
 
 
 def list_envs() -> list[tuple[str, str]]:
