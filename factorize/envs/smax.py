@@ -14,7 +14,9 @@ limit one step late; the adapter truncates at exactly `max_steps` itself.
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -30,9 +32,17 @@ EXTRA = "smax"
 
 
 def _jaxmarl_smax() -> Any:
+    """Import jaxmarl's SMAX quietly: its import prints to stdout (which carries the CLI's JSON)
+    and rebinds sys.stdout/sys.stderr to the process's originals (which breaks redirection)."""
     # `import jaxmarl` needs `six`; the smax extra installs both
     require("six", EXTRA, "smax")
-    return require("jaxmarl.environments.smax", EXTRA, "smax")
+    saved = sys.stdout, sys.stderr, sys.__stdout__
+    try:
+        # jaxmarl resets sys.stdout to sys.__stdout__ before it prints, so both point at a sink
+        sys.stdout = sys.__stdout__ = io.StringIO()
+        return require("jaxmarl.environments.smax", EXTRA, "smax")
+    finally:
+        sys.stdout, sys.stderr, sys.__stdout__ = saved
 
 
 def maps() -> list[str]:
