@@ -54,6 +54,10 @@ def test_time_limit_truncates_and_ending_terminates():
     env.reset(seed=0)
     results = [env.step(np.array([0, 0])) for _ in range(2)]
     assert results[-1].terminated and not results[-1].truncated
+    env = fake(max_cycles=3, leave_at=99, end_at=3)  # ends and hits the limit at once: a time limit
+    env.reset(seed=0)
+    last = [env.step(np.array([0, 0])) for _ in range(3)][-1]
+    assert last.truncated and not last.terminated
 
 
 def test_team_reward_sum_and_mean():

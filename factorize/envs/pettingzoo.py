@@ -114,7 +114,8 @@ class PettingZooEnv:
         out = self._observe(obs, infos or {})
         reward = team_reward(list(rewards.values()), self._reward_mode, len(self.agents))
         done = not self._env.agents or all(terms.get(a, False) or truncs.get(a, False) for a in obs)
-        terminated = bool(done and any(terms.values()))
+        # an ending with any agent truncated is a time limit, even if others also terminated
+        terminated = bool(done) and not any(truncs.values())
         truncated = not terminated and (bool(done) or self._t >= self.info.episode_limit)
         if not self._checked_step:
             check_observation(self.name, self.info, out)
