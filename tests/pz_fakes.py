@@ -32,7 +32,8 @@ class FakeParallelEnv(ParallelEnv):
 
     def observation_space(self, agent):
         if self.dict_obs:
-            return spaces.Dict({"observation": self._obs[agent], "action_mask": spaces.MultiBinary(int(self._act[agent].n))})
+            mask = spaces.MultiBinary(int(self._act[agent].n))
+            return spaces.Dict({"observation": self._obs[agent], "action_mask": mask})
         return self._obs[agent]
 
     def action_space(self, agent):

@@ -74,7 +74,8 @@ def test_same_seed_same_first_observation(name, kwargs, package):
 def test_mpe_defaults_and_heterogeneous_padding():
     pytest.importorskip("mpe2")
     spread = make_env(EnvConfig(name="mpe:simple_spread_v3"))
-    assert (spread.info.n_agents, spread.info.obs_dim, spread.info.state_dim, spread.info.episode_limit) == (3, 18, 54, 25)
+    info = spread.info
+    assert (info.n_agents, info.obs_dim, info.state_dim, info.episode_limit) == (3, 18, 54, 25)
     sl = make_env(EnvConfig(name="mpe:simple_speaker_listener_v4"))
     assert (sl.info.obs_dim, sl.info.n_actions) == (11, 5)
     observations, _ = random_episode(sl, seed=0)

@@ -10,9 +10,9 @@ from factorize.envs import lbf, mpe, pettingzoo, rware, smax
 from factorize.envs.base import EnvInfo, MultiAgentEnv, Observation, StepResult
 from factorize.envs.matrix import BUILTIN as MATRIX_BUILTIN
 from factorize.envs.matrix import MatrixGame, make_matrix
-from factorize.envs.two_step import TwoStepGame
 from factorize.envs.optional import installed
-from factorize.envs.vec import VecEnv
+from factorize.envs.two_step import TwoStepGame
+from factorize.envs.vec import BatchedEnv, VecEnv
 from factorize.errors import ConfigError
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Observation",
     "StepResult",
     "VecEnv",
+    "BatchedEnv",
     "MatrixGame",
     "TwoStepGame",
     "make_env",
@@ -50,7 +51,7 @@ class EnvFamily:
     defaults: dict[str, Any]
     examples: tuple[str, ...] = ()
     check: Callable[[str | None], None] | None = None
-    vec_factory: Callable[[str | None, EnvConfig, int, int], Any] | None = None
+    vec_factory: Callable[[str | None, EnvConfig, int, int], BatchedEnv] | None = None
     """Natively batched envs (SMAX): (arg, cfg, n_envs, seed) -> an object on VecEnv's interface."""
     extra: str | None = None
     """The pip extra (`factorize[extra]`) with the family's optional packages."""
@@ -130,7 +131,8 @@ register_env(
     EnvFamily(
         factory=mpe.make_mpe,
         description="Multi-Agent Particle Envs via mpe2 (discrete actions, max_cycles 25)",
-        returns="sum (env.reward=mean: sum / N) of the agents' rewards over 25 steps (negative distances and collision penalties in simple_spread); win rate is always 0",
+        returns="sum (env.reward=mean: sum / N) of the agents' rewards over 25 steps (negative distances "
+        "and collision penalties in simple_spread); win rate is always 0",
         needs_arg=True,
         defaults={},
         examples=("mpe:simple_spread_v3", "mpe:simple_speaker_listener_v4", "mpe:simple_reference_v3"),
@@ -144,7 +146,8 @@ register_env(
     EnvFamily(
         factory=lbf.make_lbf,
         description="Level-Based Foraging by Gymnasium id (masked; state = concatenated obs)",
-        returns="sum of the agents' normalised food rewards: 1.0 means all food was collected; win rate is always 0",
+        returns="sum of the agents' normalised food rewards: 1.0 means all food was collected; "
+        "win rate is always 0",
         needs_arg=True,
         defaults={},
         examples=(f"lbf:{lbf.EXAMPLE}",),
@@ -158,7 +161,8 @@ register_env(
     EnvFamily(
         factory=rware.make_rware,
         description="Robotic Warehouse by Gymnasium id (state = concatenated obs; 500-step episodes)",
-        returns="shelves delivered per episode, summed over agents (global reward type: counted once); win rate is always 0",
+        returns="shelves delivered per episode, summed over agents (global reward type: counted once); "
+        "win rate is always 0",
         needs_arg=True,
         defaults=_LONG_EPISODE_DEFAULTS,
         examples=(f"rware:{rware.EXAMPLE}",),
@@ -172,7 +176,8 @@ register_env(
     EnvFamily(
         factory=smax.make_smax,
         description="SMAX (jaxmarl) vs the heuristic enemy; world_state, masks, win rate; batched in JAX",
-        returns="normalised enemy-health decrease plus 1 on a win (at most about 2); win rate: every enemy dead with an ally alive. SMAX maps differ from SMAC's: not comparable with published SMAC figures",
+        returns="normalised enemy-health decrease plus 1 on a win (at most about 2); win rate: every enemy "
+        "dead with an ally alive. SMAX maps differ from SMAC's: not comparable with published SMAC figures",
         needs_arg=True,
         defaults={},
         examples=("smax:3m", "smax:2s3z"),
@@ -208,7 +213,7 @@ def make_env(cfg: EnvConfig) -> MultiAgentEnv:
     return fam.factory(arg, cfg)
 
 
-def make_vec_env(cfg: EnvConfig, n_envs: int, seed: int) -> Any:
+def make_vec_env(cfg: EnvConfig, n_envs: int, seed: int) -> BatchedEnv:
     """E envs on `VecEnv`'s interface: the family's own batched env if it has one, else a VecEnv."""
     fam, arg = _split(cfg.name)
     if fam.vec_factory is not None:

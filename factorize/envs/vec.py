@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
 from factorize.envs.base import EnvInfo, MultiAgentEnv
+
+
+class BatchedEnv(Protocol):
+    """What the runner steps: `VecEnv`, or an env family's own batched env (SMAX)."""
+
+    info: EnvInfo
+    n_envs: int
+
+    def reset(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def step(
+        self, actions: np.ndarray, active: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def close(self) -> None: ...
 
 
 class VecEnv:
