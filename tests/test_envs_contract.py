@@ -126,3 +126,23 @@ def test_rware_time_limit_is_truncation_and_global_reward_taken_once():
     assert len(results) == 30 and results[-1].truncated and not any(r.terminated for r in results)
     shared = make_env(EnvConfig(name="rware:rware-tiny-2ag-v2", kwargs={"reward_type": "global"}))
     assert shared._shared_reward and not env._shared_reward
+
+
+@pytest.mark.parametrize("epsilon", [1.0, 0.0])
+def test_runner_never_takes_an_unavailable_action_on_lbf(epsilon):
+    pytest.importorskip("lbforaging")
+    import torch
+
+    from factorize.config import build_config
+    from factorize.envs import make_vec_env
+    from factorize.learner import Learner
+    from factorize.runner import Runner
+
+    cfg = build_config("qmix", "lbf:Foraging-8x8-2p-2f-coop-v3", {"agent.hidden_dim": 8})
+    env = make_vec_env(cfg.env, 4, seed=0)
+    runner = Runner(env, Learner(cfg, env.info).agent, torch.Generator().manual_seed(0))
+    batch, _ = runner.rollout(epsilon)
+    T = batch.actions.shape[1]
+    taken = batch.avail[:, :T].gather(-1, batch.actions.long().unsqueeze(-1)).squeeze(-1)
+    assert taken[batch.mask].all()
+    assert not batch.avail[:, :T][batch.mask].all(), "LBF masked some actions in these episodes"
