@@ -25,6 +25,7 @@ def test_batched_episode_contract():
     obs, state, avail = env.reset()
     assert obs.shape == (E, 3, 75) and obs.dtype == np.float32
     assert state.shape == (E, 72) and state.dtype == np.float32
+    assert state.min() >= 0 and state.max() <= 1, "world_state is scaled (raw positions reach 32)"
     assert avail.shape == (E, 3, 8) and avail.dtype == bool and avail.any(-1).all()
     rng = np.random.default_rng(0)
     active = np.ones(E, dtype=bool)

@@ -2,8 +2,8 @@
 
 Natively batched: `SMAXVecEnv` resets and steps all `n_envs` envs in ONE jitted `vmap` call and
 hands numpy arrays to torch, so it replaces `VecEnv` (see `make_vec_env`). The mixer's state is
-SMAX's `world_state`, masks come from `get_avail_actions`, `won` is set when every enemy is dead
-and an ally lives. Every ally gets the same team reward (normalised enemy-health decrease plus 1
+SMAX's `world_state` (scaled to about [0,1], see `world_state_scale`), masks come from
+`get_avail_actions`, `won` is set when every enemy is dead and an ally lives. Every ally gets the same team reward (normalised enemy-health decrease plus 1
 on a win, so a return is at most about 2); it is taken once. Maps are SMAX's own (3m: obs 75,
 state 72, 8 actions, 100 steps), so figures are not comparable with SMAC's published ones.
 
@@ -55,6 +55,23 @@ def check_map(arg: str | None) -> None:
         raise ConfigError(f"env.name: unknown SMAX map {arg!r}; SMAX has: {', '.join(known)}")
 
 
+def world_state_scale(env: Any) -> np.ndarray:
+    """Multipliers [S] that bring SMAX's world_state to about [0,1], as SMAC's state is.
+
+    The raw state holds, per unit, (health fraction, x, y, weapon cooldown, unit-type one-hot),
+    then every unit's team and its unit-type id. Positions run to the map size (32) and type ids
+    to 5; fed raw to QMIX's hypernetworks they make Q_tot start near 30 for returns of at most 2.
+    """
+    per_unit = len(env.own_features)
+    n_units = env.state_size // (per_unit + 2)  # allies and enemies (env.num_agents is allies only)
+    scale = np.ones(env.state_size, dtype=np.float32)
+    for u in range(n_units):
+        scale[u * per_unit + 1] = 1.0 / env.map_width
+        scale[u * per_unit + 2] = 1.0 / env.map_height
+    scale[per_unit * n_units + n_units:] = 1.0 / max(1, env.unit_type_bits - 1)
+    return scale
+
+
 @dataclass(frozen=True)
 class _Compiled:
     """One map's env and its jitted batched reset/step, shared by every SMAXVecEnv of that shape."""
@@ -90,11 +107,13 @@ def _compiled(map_name: str, n_envs: int, kwargs: dict[str, Any]) -> _Compiled:
         state_dim=int(env.state_size), episode_limit=limit,
     )
 
+    scale = jnp.asarray(world_state_scale(env))
+
     def observe(obs: dict, state: Any) -> tuple:
         avail = env.get_avail_actions(state)
         return (
             jnp.stack([obs[a] for a in agents]).astype(jnp.float32),
-            obs["world_state"].astype(jnp.float32),
+            obs["world_state"].astype(jnp.float32) * scale,
             jnp.stack([avail[a] for a in agents]).astype(bool),
         )
 
