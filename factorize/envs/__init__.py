@@ -119,7 +119,7 @@ register_env(
         description="any PettingZoo parallel env with discrete actions, by import path; kwargs in env.kwargs",
         returns="sum (env.reward=mean: sum / N) of all agents' rewards; win rate is always 0",
         needs_arg=True,
-        defaults={"learner.buffer_size": 1000},
+        defaults=_LONG_EPISODE_DEFAULTS,  # any length: pursuit runs 500 steps of 8 agents
         examples=("pettingzoo:pettingzoo.sisl.pursuit_v5",),
         check=pettingzoo.check_module,
         extra=pettingzoo.EXTRA,
