@@ -146,3 +146,12 @@ def test_runner_never_takes_an_unavailable_action_on_lbf(epsilon):
     taken = batch.avail[:, :T].gather(-1, batch.actions.long().unsqueeze(-1)).squeeze(-1)
     assert taken[batch.mask].all()
     assert not batch.avail[:, :T][batch.mask].all(), "LBF masked some actions in these episodes"
+
+
+def test_bounded_observations_are_scaled_to_unit_range():
+    pytest.importorskip("lbforaging")
+    env = make_env(EnvConfig(name="lbf:Foraging-8x8-2p-2f-coop-v3"))
+    observations, _ = random_episode(env, seed=2)
+    values = np.stack([o.obs for o in observations])
+    # LBF declares bounds like [-1, 7] for coordinates: raw values would reach 7
+    assert values.min() >= 0 and values.max() <= 1 and values.max() > 0.5

@@ -26,8 +26,9 @@ def test_heterogeneous_agents_are_padded_and_masked():
     assert (env.info.n_agents, env.info.n_actions, env.info.obs_dim, env.info.state_dim) == (2, 4, 4, 5)
     first = env.reset(seed=0)
     assert first.obs.dtype == np.float32 and first.avail.dtype == bool
-    assert np.allclose(first.obs[0, :3], 0.5) and first.obs[0, 3] == 0  # a: 3 values, padded to 4
-    assert np.allclose(first.obs[1], 0.5)  # b: a 2x2 box, flattened
+    # raw 0.5 in Box(-1, 1) spaces: scaled by the bounds to 0.75
+    assert np.allclose(first.obs[0, :3], 0.75) and first.obs[0, 3] == 0  # a: 3 values, padded to 4
+    assert np.allclose(first.obs[1], 0.75)  # b: a 2x2 box, flattened
     # a's mask (from info) forbids its last action; b has 3 actions, the 4th does not exist
     assert first.avail.tolist() == [[True, True, True, False], [True, True, True, False]]
 
@@ -70,7 +71,8 @@ def test_team_reward_sum_and_mean():
 def test_state_from_state_or_concatenated_obs_with_warning(caplog):
     env = fake()
     env.reset(seed=0)
-    assert env.step(np.array([0, 0])).observation.state == pytest.approx(np.full(5, 0.1))
+    # state() is 0.1 after one step, in a Box(-1, 1) state space: scaled to 0.55
+    assert env.step(np.array([0, 0])).observation.state == pytest.approx(np.full(5, 0.55))
     with caplog.at_level(logging.WARNING):
         env = make_env(EnvConfig(name=FAKE, kwargs={"with_state": False, "max_cycles": 7}))
     assert env.info.state_dim == 2 * 4

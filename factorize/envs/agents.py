@@ -9,8 +9,8 @@ agent's own space, and gives an absent agent a zero observation with only action
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Literal, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Sequence
 
 import numpy as np
 
@@ -28,6 +28,26 @@ def warn_once(key: str, message: str) -> None:
         log.warning(message)
 
 
+def bounds_scaling(spaces: Sequence[Any], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(low, 1/(high-low)) [len(spaces), width] from Box bounds; identity where unbounded or padded.
+
+    Raw observations like LBF's coordinates (up to the grid size) or pursuit's counts (up to 30)
+    fed to QMIX's hypernetworks make Q_tot diverge; SMAC hands its learners values in [0,1].
+    """
+    low = np.zeros((len(spaces), width), dtype=np.float32)
+    inv = np.ones((len(spaces), width), dtype=np.float32)
+    for i, space in enumerate(spaces):
+        lo = np.asarray(getattr(space, "low", np.nan), dtype=np.float64).reshape(-1)
+        hi = np.asarray(getattr(space, "high", np.nan), dtype=np.float64).reshape(-1)
+        if lo.shape != hi.shape or lo.shape[0] > width:
+            continue
+        ok = np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+        n = lo.shape[0]
+        low[i, :n] = np.where(ok, lo, 0.0)
+        inv[i, :n] = np.where(ok, 1.0 / np.where(ok, hi - lo, 1.0), 1.0)
+    return low, inv
+
+
 @dataclass(frozen=True)
 class AgentLayout:
     """Sizes of each agent's observation and action space, in agent order, for env `name`."""
@@ -35,6 +55,8 @@ class AgentLayout:
     name: str
     obs_dims: tuple[int, ...]
     action_counts: tuple[int, ...]
+    scaling: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False)
+    """(low, inv) [N,O]: observations become (obs - low) * inv, [0,1] for bounded spaces."""
 
     @property
     def n_agents(self) -> int:
@@ -89,6 +111,10 @@ class AgentLayout:
     ) -> Observation:
         """One step's Observation; state None uses the concatenated padded observations."""
         packed = self.pack_obs(obs)
+        if self.scaling is not None:
+            low, inv = self.scaling
+            packed = (packed - low) * inv
+            packed[~np.asarray(present, dtype=bool)] = 0.0
         st = packed.reshape(-1) if state is None else np.asarray(state, dtype=np.float32).reshape(-1)
         return Observation(obs=packed, state=st, avail=self.pack_avail(masks, present))
 

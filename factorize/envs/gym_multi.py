@@ -3,7 +3,7 @@
 These envs step a tuple of actions and return per-agent rewards with one episode-level done.
 Neither has a global state, so the mixer sees the concatenated observations. Both report a
 time limit as `terminated`; the family's `terminal` hook tells a real ending from a time limit,
-so time limits bootstrap as they should.
+so time limits bootstrap as they should. Bounded observations (LBF's) are scaled to [0,1].
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from factorize.config import EnvConfig
-from factorize.envs.agents import AgentLayout, team_reward
+from factorize.envs.agents import AgentLayout, bounds_scaling, team_reward
 from factorize.envs.base import Observation, StepResult
 from factorize.envs.checks import EnvError, check_discrete, check_observation, check_reward
 from factorize.envs.optional import require
@@ -51,7 +51,7 @@ class GymMultiAgentEnv:
             raise EnvError(f"env {name}: {len(obs_spaces)} observation spaces but {len(act_spaces)} action spaces")
         actions = tuple(check_discrete(name, f"#{i}", s) for i, s in enumerate(act_spaces))
         dims = tuple(int(np.prod(s.shape)) for s in obs_spaces)
-        self.layout = AgentLayout(name, dims, actions)
+        self.layout = AgentLayout(name, dims, actions, bounds_scaling(obs_spaces, max(dims)))
         self.info = self.layout.env_info(None, episode_limit)
         self._all_present = [True] * self.layout.n_agents
         self._t = 0

@@ -4,6 +4,7 @@ The mixer's state is `env.state()` (flattened) when the env has a `state_space`;
 concatenated observations, with a warning that says so. The team reward is the sum (or mean) of
 the agents' rewards. Masks come from `info["action_mask"]` or observation dicts with an
 "action_mask" key. Agents that leave early are zero-padded and may only take action 0.
+Observations and state in bounded Box spaces are scaled to [0,1] by the bounds (`bounds_scaling`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from factorize.config import EnvConfig
-from factorize.envs.agents import AgentLayout, team_reward, warn_once
+from factorize.envs.agents import AgentLayout, bounds_scaling, team_reward, warn_once
 from factorize.envs.base import Observation, StepResult
 from factorize.envs.checks import check_discrete, check_observation, check_reward
 from factorize.envs.optional import require
@@ -64,7 +65,8 @@ class PettingZooEnv:
         self._dict_obs = [has_mask for _, has_mask in obs_spaces]
         self._obs_spaces = [space for space, _ in obs_spaces]
         actions = tuple(check_discrete(name, a, env.action_space(a)) for a in self.agents)
-        self.layout = AgentLayout(name, tuple(_flatdim(s) for s in self._obs_spaces), actions)
+        dims = tuple(_flatdim(s) for s in self._obs_spaces)
+        self.layout = AgentLayout(name, dims, actions, bounds_scaling(self._obs_spaces, max(dims)))
         limit = episode_limit if episode_limit is not None else find_episode_limit(env, {})
         if limit is None:
             raise ConfigError(
@@ -75,6 +77,7 @@ class PettingZooEnv:
         if not self._use_state:
             warn_once(name, f"env {name} has no state(); the mixer sees the concatenated observations")
         self.info = self.layout.env_info(_flatdim(state_space) if self._use_state else None, limit)
+        self._state_scaling = bounds_scaling([state_space], self.info.state_dim) if self._use_state else None
         self._t = 0
         self._checked_reset = self._checked_step = False
 
@@ -94,7 +97,10 @@ class PettingZooEnv:
             per_obs.append(o)
             masks.append(mask)
         present = [a in obs for a in self.agents]
-        state = self._env.state() if self._use_state else None
+        state = None
+        if self._state_scaling is not None:
+            low, inv = self._state_scaling
+            state = (np.asarray(self._env.state(), dtype=np.float32).reshape(-1) - low[0]) * inv[0]
         return self.layout.observation(per_obs, masks, present, state)
 
     def reset(self, seed: int | None = None) -> Observation:
