@@ -12,7 +12,7 @@ OUT    ?= runs/make-run
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[test]"
+	$(PIP) -e ".[test,envs]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from factorize.buffer import EpisodeBatch
-from factorize.envs.vec import VecEnv
+from factorize.envs.vec import BatchedEnv
 from factorize.networks import AgentNetwork
 
 
@@ -46,7 +46,7 @@ def select_actions(
 class Runner:
     """Collects E whole episodes at a time with the current agent network."""
 
-    def __init__(self, env: VecEnv, agent: AgentNetwork, generator: torch.Generator) -> None:
+    def __init__(self, env: BatchedEnv, agent: AgentNetwork, generator: torch.Generator) -> None:
         self.env = env
         self.agent = agent
         self.generator = generator

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from factorize.buffer import EpisodeBuffer
 from factorize.checkpoint import capture_rng, check_compatible, describe, load_state_strict, restore_rng
 from factorize.config import RunConfig
-from factorize.envs import env_info, make_vec_env, resolve_backend
+from factorize.envs import env_info, env_notes, make_vec_env, resolve_backend
 from factorize.errors import FactorizeError
 from factorize.exploration import EpsilonSchedule
 from factorize.experiments.rundir import RunDir
@@ -240,6 +240,7 @@ class Trainer:
             "algo": cfg.algo.name,
             "env": cfg.env.name,
             "env_backend": resolve_backend(cfg.env),
+            "env_notes": env_notes(cfg.env.name),
             "seed": cfg.seed,
             "steps": p.steps,
             "episodes": p.episodes,

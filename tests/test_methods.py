@@ -134,8 +134,9 @@ def test_every_method_trains_with_each_agent_kind_and_writes_a_run_dir(tmp_path:
     summary, out = run(tmp_path, algo, "two_step", 96, **{"agent.kind": kind, "learner.batch_size": 8,
                                                            "runner.n_envs": 4})
     assert summary["status"] == "finished" and summary["updates"] > 0
-    for name in ("config.yaml", "metrics.csv", "summary.json", "checkpoint.pt"):
+    for name in ("config.yaml", "metrics.csv", "summary.json"):
         assert (out / name).is_file()
+    assert list((out / "checkpoints").glob("step_*.pt"))
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     losses = [float(r["loss"]) for r in rows if r["split"] == "train" and r["loss"]]
     assert losses and all(l == l and l < float("inf") for l in losses)  # noqa: E741

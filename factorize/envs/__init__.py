@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from factorize.config import EnvConfig
+from factorize.envs import lbf, mpe, pettingzoo, rware, smax
 from factorize.envs.base import EnvInfo, MultiAgentEnv, Observation, StepResult
 from factorize.envs.matrix import BUILTIN as MATRIX_BUILTIN
 from factorize.envs.matrix import MatrixGame, make_matrix
 from factorize.envs.mpe_native import SUPPORTED_KWARGS as SUPPORTED_SPREAD_KWARGS
 from factorize.envs.mpe_native import make_simple_spread_vec
+from factorize.envs.optional import installed
 from factorize.envs.two_step import TwoStepGame
-from factorize.envs.vec import VecEnv
+from factorize.envs.vec import BatchedEnv, VecEnv
 from factorize.errors import ConfigError
 
 __all__ = [
@@ -21,12 +23,15 @@ __all__ = [
     "Observation",
     "StepResult",
     "VecEnv",
+    "BatchedEnv",
     "MatrixGame",
     "TwoStepGame",
     "make_env",
     "make_vec_env",
     "env_info",
+    "resolve_backend",
     "env_defaults",
+    "env_notes",
     "list_envs",
     "register_env",
 ]
@@ -50,6 +55,14 @@ class EnvFamily:
     defaults: dict[str, Any]
     examples: tuple[str, ...] = ()
     check: Callable[[str | None], None] | None = None
+    vec_factory: Callable[[str | None, EnvConfig, int], BatchedEnv] | None = None
+    """Natively batched envs (SMAX): (arg, cfg, n_envs, seed) -> an object on VecEnv's interface."""
+    extra: str | None = None
+    """The pip extra (`factorize[extra]`) with the family's optional packages."""
+    modules: tuple[str, ...] = ()
+    """Modules that must be importable for the family to work (shown by `factorize list envs`)."""
+    returns: str = ""
+    """What an episode's return and win rate mean here (written to summary.json)."""
 
 
 _FAMILIES: dict[str, EnvFamily] = {}
@@ -94,24 +107,88 @@ register_env(
 )
 
 
-def _mpe_single(arg: str | None, cfg: EnvConfig) -> MultiAgentEnv:
-    raise ConfigError(f"env.name: mpe:{arg} runs only vectorised here (env.backend=native)")
+# Long episodes: a replay of 5000 padded episodes would take GBs, and 32 test episodes of 500
+# steps every 5000 training steps would cost more than the training.
+_LONG_EPISODE_DEFAULTS: dict[str, Any] = {
+    "learner.buffer_size": 1000,
+    "runner.eval_interval": 50_000,
+    "runner.log_interval": 10_000,
+    "runner.test_episodes": 8,
+}
 
-
-def _check_mpe(arg: str | None) -> None:
-    if f"mpe:{arg}" not in NATIVE_VEC:
-        raise ConfigError(f"env.name: unknown MPE scenario {arg!r}; allowed: simple_spread_v3")
-
-
+register_env(
+    "pettingzoo",
+    EnvFamily(
+        factory=pettingzoo.make_pettingzoo,
+        description="any PettingZoo parallel env with discrete actions, by import path; kwargs in env.kwargs",
+        returns="sum (env.reward=mean: sum / N) of all agents' rewards; win rate is always 0",
+        needs_arg=True,
+        defaults=_LONG_EPISODE_DEFAULTS,  # any length: pursuit runs 500 steps of 8 agents
+        examples=("pettingzoo:pettingzoo.sisl.pursuit_v5",),
+        check=pettingzoo.check_module,
+        extra=pettingzoo.EXTRA,
+        modules=("pettingzoo",),
+    ),
+)
 register_env(
     "mpe",
     EnvFamily(
-        factory=_mpe_single,
-        description="MPE tasks (mpe2); simple_spread_v3 runs natively vectorised",
+        factory=mpe.make_mpe,
+        description="Multi-Agent Particle Envs via mpe2 (discrete actions, max_cycles 25)",
+        returns="sum (env.reward=mean: sum / N) of the agents' rewards over 25 steps (negative distances "
+        "and collision penalties in simple_spread); win rate is always 0",
         needs_arg=True,
         defaults={},
-        examples=("mpe:simple_spread_v3",),
-        check=_check_mpe,
+        examples=("mpe:simple_spread_v3", "mpe:simple_speaker_listener_v4", "mpe:simple_reference_v3"),
+        check=mpe.check_scenario,
+        extra=mpe.EXTRA,
+        modules=("pettingzoo", "mpe2"),
+    ),
+)
+register_env(
+    "lbf",
+    EnvFamily(
+        factory=lbf.make_lbf,
+        description="Level-Based Foraging by Gymnasium id (masked; state = concatenated obs)",
+        returns="sum of the agents' normalised food rewards: 1.0 means all food was collected; "
+        "win rate is always 0",
+        needs_arg=True,
+        defaults={},
+        examples=(f"lbf:{lbf.EXAMPLE}",),
+        check=lbf.check,
+        extra=lbf.EXTRA,
+        modules=("lbforaging",),
+    ),
+)
+register_env(
+    "rware",
+    EnvFamily(
+        factory=rware.make_rware,
+        description="Robotic Warehouse by Gymnasium id (state = concatenated obs; 500-step episodes)",
+        returns="shelves delivered per episode, summed over agents (global reward type: counted once); "
+        "win rate is always 0",
+        needs_arg=True,
+        defaults=_LONG_EPISODE_DEFAULTS,
+        examples=(f"rware:{rware.EXAMPLE}",),
+        check=rware.check,
+        extra=rware.EXTRA,
+        modules=("rware",),
+    ),
+)
+register_env(
+    "smax",
+    EnvFamily(
+        factory=smax.make_smax,
+        description="SMAX (jaxmarl) vs the heuristic enemy; world_state, masks, win rate; batched in JAX",
+        returns="normalised enemy-health decrease plus 1 on a win (at most about 2); win rate: every enemy "
+        "dead with an ally alive. SMAX maps differ from SMAC's: not comparable with published SMAC figures",
+        needs_arg=True,
+        defaults={},
+        examples=("smax:3m", "smax:2s3z"),
+        check=smax.check_map,
+        vec_factory=smax.make_smax_vec,
+        extra=smax.EXTRA,
+        modules=("jaxmarl", "six"),
     ),
 )
 
@@ -140,37 +217,55 @@ def make_env(cfg: EnvConfig) -> MultiAgentEnv:
     return fam.factory(arg, cfg)
 
 
-# Envs with a native vectorised implementation, by full name: (factory, does it take these kwargs?)
-NATIVE_VEC: dict[str, tuple[Callable[[int, dict], Any], Callable[[dict], bool]]] = {
-    "mpe:simple_spread_v3": (make_simple_spread_vec, lambda kw: set(kw) <= SUPPORTED_SPREAD_KWARGS),
-}
+def make_vec_env(cfg: EnvConfig, n_envs: int) -> BatchedEnv:
+    """E envs on `VecEnv`'s interface: the family's own batched env if it has one, else a VecEnv."""
+    fam, arg = _split(cfg.name)
+    if resolve_backend(cfg) == "native":
+        return NATIVE_VEC[cfg.name](n_envs, cfg.kwargs)
+    if fam.vec_factory is not None:
+        return fam.vec_factory(arg, cfg, n_envs)
+    return VecEnv(lambda: fam.factory(arg, cfg), n_envs)
+
+
+# Natively vectorised re-implementations, checked step for step against the original package
+# (tests/test_mpe_native.py); `env.backend=pettingzoo` runs the original instead.
+NATIVE_VEC: dict[str, Callable[[int, dict], BatchedEnv]] = {"mpe:simple_spread_v3": make_simple_spread_vec}
+NATIVE_KWARGS: dict[str, set[str]] = {"mpe:simple_spread_v3": SUPPORTED_SPREAD_KWARGS}
 
 
 def resolve_backend(cfg: EnvConfig) -> str:
-    """Which implementation `cfg` runs on: `native` or the env's own package."""
-    native = NATIVE_VEC.get(cfg.name)
+    """Which implementation `cfg` runs on: `native` or `package` (the env's own library)."""
+    native = cfg.name in NATIVE_VEC
     if cfg.backend == "native":
-        if native is None:
+        if not native:
             raise ConfigError(f"env.backend: {cfg.name} has no native implementation; allowed: auto, pettingzoo")
         return "native"
-    if cfg.backend == "auto" and native is not None and native[1](cfg.kwargs):
+    if cfg.backend == "auto" and native and set(cfg.kwargs) <= NATIVE_KWARGS[cfg.name]:
         return "native"
     return "package"
 
 
-def make_vec_env(cfg: EnvConfig, n_envs: int) -> Any:
-    """E envs in lockstep (the `VecEnv` interface), natively vectorised where one exists."""
-    if resolve_backend(cfg) == "native":
-        return NATIVE_VEC[cfg.name][0](n_envs, cfg.kwargs)
-    return VecEnv(lambda: make_env(cfg), n_envs)
-
-
 def env_info(cfg: EnvConfig) -> EnvInfo:
+    """An env's sizes, from the implementation a run would use."""
     env = make_vec_env(cfg, 1)
     info = env.info
     env.close()
     return info
 
 
+def env_notes(name: str) -> dict[str, str]:
+    """What a run on env `name` reports: the meaning of its return and win rate."""
+    fam = _split(name)[0]
+    return {"returns": fam.returns} if fam.returns else {}
+
+
 def list_envs() -> list[tuple[str, str]]:
-    return [(name, fam.description) for name, fam in _FAMILIES.items()]
+    """(family, description); families with optional packages say whether they are installed."""
+    out = []
+    for name, fam in _FAMILIES.items():
+        desc = fam.description
+        if fam.extra is not None:
+            state = "installed" if installed(*fam.modules) else f"not installed: pip install 'factorize[{fam.extra}]'"
+            desc = f"{desc} [{state}]"
+        out.append((name, desc))
+    return out

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
 from factorize.envs.base import EnvInfo, MultiAgentEnv
+
+
+class BatchedEnv(Protocol):
+    """What the runner steps: `VecEnv`, or an env family's own batched env (SMAX, native MPE).
+
+    `reset(seeds)` starts one episode per env; the runner draws the seeds from the run's
+    generator, so an env's randomness is a function of that generator and resume is exact.
+    """
+
+    info: EnvInfo
+    n_envs: int
+
+    def reset(self, seeds: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def step(
+        self, actions: np.ndarray, active: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def close(self) -> None: ...
 
 
 class VecEnv:
