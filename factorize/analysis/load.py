@@ -28,7 +28,7 @@ from factorize.errors import FactorizeError
 ID_COLUMNS = ["experiment", "algo", "variant", "env", "seed", "run", "status", "note"]
 DATA_COLUMNS = ["step", "split", "metric", "value"]
 CORE_COLUMNS = ID_COLUMNS + DATA_COLUMNS
-METRICS = ["return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "wall_s", "episode"]
+METRICS = ["return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "wall_s"]
 CONFIG_KEYS = [
     "steps", "preset", "agent.kind", "agent.hidden_dim", "mixer.name", "mixer.monotonic",
     "mixer.hypernet", "mixer.hypernet_layers", "mixer.embed_dim", "learner.optimizer", "learner.lr",
