@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -74,6 +75,14 @@ def test_experiment_defaults_to_directory_name(tmp_path: Path):
     make_run(tmp_path / "mysweep", "iql", QTRAN_GAME, 0, [(100, 1.0)])
     df = _load(tmp_path / "mysweep")
     assert set(df["experiment"]) == {"mysweep"} and set(df["variant"]) == {"default"}
+
+
+def test_stale_error_file_of_a_resumed_run_is_ignored(tmp_path: Path):
+    run = make_run(tmp_path / "exp", "qmix", QTRAN_GAME, 0, [(100, 1.0)], error="killed")
+    old = (run / "summary.json").stat().st_mtime - 60
+    os.utime(run / "error.txt", (old, old))
+    df = load_results(tmp_path / "exp")
+    assert set(df["status"]) == {"finished"} and df.attrs["skipped"] == []
 
 
 def test_final_table_cells_equal_hand_computed(results: Path):

@@ -4,14 +4,24 @@
     build_report(df, "report/matrix_games")        # report.md + tables/ + figures/ + results.csv
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from factorize.analysis.load import SkippedRun, load_results, write_tidy
 from factorize.analysis.stats import bootstrap_ci, iqm, summarize
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from factorize.analysis.report import Report
 
 __all__ = ["SkippedRun", "load_results", "write_tidy", "build_report", "bootstrap_ci", "iqm", "summarize"]
 
 
-def build_report(df, out):  # noqa: ANN001, ANN201 - lazy: plotting imports matplotlib
-    """See `factorize.analysis.report.build_report`."""
+def build_report(df: pd.DataFrame, out: str | Path) -> Report:
+    """See `factorize.analysis.report.build_report` (imported here lazily: it loads matplotlib)."""
     from factorize.analysis.report import build_report as _build
 
     return _build(df, out)

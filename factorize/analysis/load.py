@@ -71,7 +71,9 @@ def _status(rundir: Path) -> tuple[str, str]:
             summary = json.loads(summary_path.read_text())
         except (OSError, json.JSONDecodeError):
             return "failed", "summary.json unreadable"
-    if error.is_file():
+    # An error.txt older than a finished summary is from an attempt that a resume then completed.
+    if error.is_file() and not (summary and error.stat().st_mtime <= summary_path.stat().st_mtime
+                                and summary.get("status", FINISHED) == FINISHED):
         lines = [ln for ln in error.read_text(errors="replace").splitlines() if ln.strip()]
         return "failed", (lines[-1].strip() if lines else "error.txt")
     if not summary:
