@@ -28,10 +28,10 @@ def make_run(
 ) -> Path:
     """One run dir: test evaluations `(step, return)` (+ a train row each), summary, config.
 
-    `qtable` is written as qtable.json (the `factorize qtable` JSON, `states` mapping).
+    Laid out as a sweep does: `<root>/<env>/<algo>/<variant>/s<seed>`. `qtable` is written as
+    qtable.json (the `factorize qtable` JSON, `states` mapping).
     """
-    name = f"{algo}{'_' + variant if variant else ''}_{env.replace(':', '-')}_s{seed}"
-    path = root / name
+    path = root / env.replace(":", "-") / algo / (variant or "default") / f"s{seed}"
     path.mkdir(parents=True)
     cfg: dict[str, Any] = {"algo": {"name": algo}, "env": {"name": env}, "seed": seed, "steps": test[-1][0],
                            "mixer": {"monotonic": "abs", "hypernet": True}, "learner": {"lr": 5e-4},

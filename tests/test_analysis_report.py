@@ -28,26 +28,29 @@ def _qtable(greedy: list[int], offset: float = 0.0) -> dict:
 def results(tmp_path: Path) -> Path:
     """An ablation sweep with 2 seeds per cell (so each 95% CI is exactly [min, max]).
 
-    matrix:qtran test curves (steps 100, 200, 300):
-      qmix  seeds: 0 -> 4 -> 8 and 0 -> 4 -> 6        final 8, 6
-      vdn   seeds: 0 -> 2 -> 0 and 0 -> 2 -> 0        final 0, 0
-      qmix/no_hypernet: 0 -> 4 -> 4 both              final 4, 4   (only on this task)
+    Variants as in the ablation spec: `full` QMIX (the reference), `no_mixing` (trains VDN),
+    `no_hypernet`. matrix:qtran test curves (steps 100, 200, 300):
+      qmix/full        0 -> 4 -> 8 and 0 -> 4 -> 6    final 8, 6
+      vdn/no_mixing    0 -> 2 -> 0 both               final 0, 0
+      qmix/no_hypernet 0 -> 4 -> 4 both               final 4, 4   (only on this task)
     simple_spread (negative returns): qmix -100, -100; vdn -50, -50.
     Plus one failed run that must be listed, not counted.
     """
     root = tmp_path / "ablation"
     for seed, last in ((0, 8.0), (1, 6.0)):
         make_run(root, "qmix", QTRAN_GAME, seed, [(100, 0.0), (200, 4.0), (300, last)], experiment="ablation",
-                 qtable=_qtable([0, 0] if last == 8.0 else [1, 1], offset=seed))
+                 variant="full", sweep_mapping=True, qtable=_qtable([0, 0] if last == 8.0 else [1, 1], offset=seed))
         make_run(root, "vdn", QTRAN_GAME, seed, [(100, 0.0), (200, 2.0), (300, 0.0)], experiment="ablation",
-                 qtable=_qtable([1, 1]))
+                 variant="no_mixing", qtable=_qtable([1, 1]))
         make_run(root, "qmix", QTRAN_GAME, seed, [(100, 0.0), (200, 4.0), (300, 4.0)], variant="no_hypernet",
                  experiment="ablation", sweep_mapping=True, qtable=_qtable([2, 2]))
-        make_run(root, "qmix", SPREAD, seed, [(100, -150.0), (200, -100.0)], experiment="ablation")
-        make_run(root, "vdn", SPREAD, seed, [(100, -150.0), (200, -50.0)], experiment="ablation")
-    make_run(root, "qmix", SPREAD, 2, [(100, -500.0)], experiment="ablation", status="failed",
+        make_run(root, "qmix", SPREAD, seed, [(100, -150.0), (200, -100.0)], experiment="ablation", variant="full",
+                 sweep_mapping=True)
+        make_run(root, "vdn", SPREAD, seed, [(100, -150.0), (200, -50.0)], experiment="ablation",
+                 variant="no_mixing")
+    make_run(root, "qmix", SPREAD, 2, [(100, -500.0)], experiment="ablation", variant="full", status="failed",
              error="ValueError: loss diverged")
-    make_run(root, "vdn", SPREAD, 3, [(100, -500.0)], experiment="ablation", status=None)
+    make_run(root, "vdn", SPREAD, 3, [(100, -500.0)], experiment="ablation", variant="no_mixing", status=None)
     return root
 
 
@@ -62,12 +65,13 @@ def test_load_results_is_tidy_and_reads_sweep_keys(results: Path):
         df = load_results(results)
     assert {"experiment", "algo", "variant", "env", "seed", "step", "split", "metric", "value",
             "mixer.monotonic", "learner.lr"} <= set(df.columns)
-    assert set(df["variant"]) == {"default", "no_hypernet"}  # from the `sweep:` mapping too
+    assert set(df["variant"]) == {"full", "no_mixing", "no_hypernet"}  # top level or under `sweep:`
     assert set(df["split"]) >= {"train", "test", "qtable"}
     skipped = {run: status for run, status, _ in df.attrs["skipped"]}
-    assert skipped == {"qmix_mpe-simple_spread_v3_s2": "failed", "vdn_mpe-simple_spread_v3_s3": "incomplete"}
+    assert skipped == {"mpe-simple_spread_v3/qmix/full/s2": "failed",
+                       "mpe-simple_spread_v3/vdn/no_mixing/s3": "incomplete"}
     assert any("loss diverged" in str(w.message) for w in caught)
-    row = df[(df["run"] == "qmix_matrix-qtran_s0") & (df["split"] == "test") & (df["metric"] == "return_mean")]
+    row = df[(df["run"] == "matrix-qtran/qmix/full/s0") & (df["split"] == "test") & (df["metric"] == "return_mean")]
     assert row.sort_values("step")["value"].tolist() == [0.0, 4.0, 8.0]
 
 
@@ -92,16 +96,16 @@ def test_final_table_cells_equal_hand_computed(results: Path):
     table = tables.final_table(perf, agg.aggregate_performance(final)).set_index("method")
     # two seeds: mean, CI [min, max], IQM = mean
     assert table.loc["qmix", QTRAN_GAME] == "7.00 [6.00, 8.00]; IQM 7.00"
-    assert table.loc["vdn", QTRAN_GAME] == "0.00 [0.00, 0.00]; IQM 0.00"
+    assert table.loc["vdn/no_mixing", QTRAN_GAME] == "0.00 [0.00, 0.00]; IQM 0.00"
     assert table.loc["qmix", SPREAD] == "-100.00 [-100.00, -100.00]; IQM -100.00"
-    assert table.loc["vdn", SPREAD] == "-50.00 [-50.00, -50.00]; IQM -50.00"
+    assert table.loc["vdn/no_mixing", SPREAD] == "-50.00 [-50.00, -50.00]; IQM -50.00"
     # the failed run (-500) and the unfinished one are not counted
     assert table.loc["qmix", "seeds"] == "2"
     # absent from a task: shown as missing, not zero, and no aggregate over fewer tasks
     assert table.loc["qmix/no_hypernet", SPREAD] == tables.MISSING
     assert table.loc["qmix/no_hypernet", "all tasks: IQM (normalised)"] == tables.MISSING
     # normalised per task over runs (qtran: 0..8, spread: -100..-50): vdn -> {0,0} and {1,1}
-    assert table.loc["vdn", "all tasks: IQM (normalised)"] == "0.50 [0.50, 0.50]"
+    assert table.loc["vdn/no_mixing", "all tasks: IQM (normalised)"] == "0.50 [0.50, 0.50]"
 
 
 def test_ablation_table_is_percent_of_full_qmix(results: Path):
@@ -110,13 +114,13 @@ def test_ablation_table_is_percent_of_full_qmix(results: Path):
     effects = agg.ablation_effects(final)
     table = tables.ablation_table(effects, agg.final_performance(final)).set_index("component removed")
     # qtran: vdn 0 vs qmix 7 -> -100%; no_hypernet 4 vs 7 -> -42.9%
-    assert table.loc["vdn", QTRAN_GAME].startswith("-100.0% [")
+    assert table.loc["no_mixing", QTRAN_GAME].startswith("-100.0% [")
     e = effects.set_index(["env", "method"])
     assert e.loc[(QTRAN_GAME, "qmix/no_hypernet"), "effect_pct"] == pytest.approx(100 * (4 - 7) / 7)
     lo, hi = e.loc[(QTRAN_GAME, "qmix/no_hypernet"), ["ci_low", "ci_high"]]
     assert lo == pytest.approx(100 * (4 - 8) / 8) and hi == pytest.approx(100 * (4 - 6) / 6)
     # negative returns: -50 vs -100 is +50% (better), exactly (both groups constant)
-    assert table.loc["vdn", SPREAD] == "50.0% [50.0, 50.0]"
+    assert table.loc["no_mixing", SPREAD] == "50.0% [50.0, 50.0]"
     assert table.loc["no_hypernet", SPREAD] == tables.MISSING
     assert table.iloc[0][QTRAN_GAME] == "7.00 [6.00, 8.00]"
 
@@ -128,12 +132,12 @@ def test_baseline_table_sample_efficiency(results: Path):
     table = tables.baseline_table(perf, agg.sample_efficiency(curves, perf)).set_index(["task", "method"])
     # qtran: first evaluation 0, best final mean 7 -> threshold 5.6; qmix mean curve 0, 4, 7
     assert table.loc[(QTRAN_GAME, "qmix"), "steps to 80%"] == "300"
-    assert table.loc[(QTRAN_GAME, "vdn"), "steps to 80%"] == "not reached"
+    assert table.loc[(QTRAN_GAME, "vdn/no_mixing"), "steps to 80%"] == "not reached"
     assert table.loc[(QTRAN_GAME, "qmix/no_hypernet"), "steps to 80%"] == "not reached"
     # spread: first -150, best -50 -> threshold -70: vdn reaches it at 200, qmix (-100) never
-    assert table.loc[(SPREAD, "vdn"), "steps to 80%"] == "200"
+    assert table.loc[(SPREAD, "vdn/no_mixing"), "steps to 80%"] == "200"
     assert table.loc[(SPREAD, "qmix"), "steps to 80%"] == "not reached"
-    assert table.loc[(SPREAD, "vdn"), "final (mean [95% CI])"] == "-50.00 [-50.00, -50.00]"
+    assert table.loc[(SPREAD, "vdn/no_mixing"), "final (mean [95% CI])"] == "-50.00 [-50.00, -50.00]"
 
 
 def test_matrix_game_table(results: Path):
@@ -142,8 +146,8 @@ def test_matrix_game_table(results: Path):
     # the payoff comes from the env (QTRAN game: optimum 8); qmix seed 0 returned 8
     assert games.loc["qmix", "optimum"] == "8.00"
     assert games.loc["qmix", "seeds at optimum"] == "1/2"
-    assert games.loc["vdn", "greedy joint action"] == "(B,B) (2/2 seeds)"
-    assert games.loc["vdn", "seeds at optimum"] == "0/2"
+    assert games.loc["vdn/no_mixing", "greedy joint action"] == "(B,B) (2/2 seeds)"
+    assert games.loc["vdn/no_mixing", "seeds at optimum"] == "0/2"
     assert games.loc["qmix/no_hypernet", "greedy joint action"] == "(C,C) (2/2 seeds)"
     assert games.loc["qmix", "return of greedy policy (mean)"] == "7.00"
 
@@ -164,7 +168,7 @@ def test_report_from_tidy_csv_alone_is_identical(results: Path, tmp_path: Path):
                        "ablation__qtable__matrix-qtran.png"]
     for name in figures:
         assert f"(figures/{name})" in md and (r1 / "figures" / name).with_suffix(".pdf").is_file()
-    assert "qmix_mpe-simple_spread_v3_s2" in md and "loss diverged" in md  # failed runs are listed
+    assert "mpe-simple_spread_v3/qmix/full/s2" in md and "loss diverged" in md  # failed runs are listed
 
 
 @pytest.mark.parametrize("kind", ["empty", "not_results", "missing", "bad_csv", "text_file"])

@@ -1,7 +1,8 @@
 """From the tidy frame to the numbers behind every table and figure (plain DataFrames).
 
 Definitions used throughout:
-- a *method* is an algorithm, or `algo/variant` for a named variant of a sweep;
+- a *method* is an algorithm, or `algo/variant` for a named variant of a sweep (the variants
+  `default` and `full` are the method itself);
 - a task's *score* is the test return (`win_rate` for SMAX, where winning is the goal);
 - *final performance* of a run is its score at its last test evaluation (= summary.json);
 - curves are aligned across seeds by evaluation index (k-th test evaluation), at the median
@@ -17,7 +18,10 @@ from factorize.analysis import stats
 from factorize.analysis.load import FINISHED
 
 METHOD_ORDER = ["iql", "vdn", "qmix", "qtran", "ow_qmix", "cw_qmix", "qplex"]
-REFERENCE = ("qmix", "default")
+REFERENCE_VARIANTS = ("default", "full")
+"""Variant names that mean "the method as published": a sweep without variants names its one
+variant `default`; the ablation spec names full QMIX `full`."""
+REFERENCE_METHOD = "qmix"
 """Full QMIX: what each ablated component is measured against."""
 SAMPLE_EFFICIENCY_FRACTION = 0.8
 KNOWN_OPTIMA = {"two_step": 8.0}
@@ -26,7 +30,13 @@ WIN_RATE_FAMILIES = ("smax",)
 
 
 def method_label(algo: str, variant: str) -> str:
-    return algo if variant == "default" else f"{algo}/{variant}"
+    """`algo` for the reference variant, else `algo/variant` (the algo actually trained)."""
+    return algo if variant in REFERENCE_VARIANTS else f"{algo}/{variant}"
+
+
+def short_label(label: str) -> str:
+    """An ablation row's name: the variant (`no_mixing`, `monotonic_none`), else the method."""
+    return label.split("/", 1)[1] if "/" in label else label
 
 
 def method_sort_key(label: str) -> tuple[int, str]:
@@ -150,10 +160,10 @@ def ablation_effects(final: pd.DataFrame) -> pd.DataFrame:
     Only experiments with named variants are ablations. Columns: experiment, env, method,
     n, n_ref, mean, ref_mean, effect_pct, ci_low, ci_high.
     """
-    ref_label = method_label(*REFERENCE)
+    ref_label = REFERENCE_METHOD
     rows = []
     for exp, e in final.groupby("experiment", sort=True):
-        if (e["variant"] == "default").all():
+        if e["variant"].isin(REFERENCE_VARIANTS).all():
             continue
         for env, t in e.groupby("env", sort=True):
             ref = t[t["method"] == ref_label]["value"].to_numpy()

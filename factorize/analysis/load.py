@@ -62,7 +62,7 @@ def _sweep_key(cfg: dict[str, Any], key: str) -> Any:
 
 
 def _status(rundir: Path) -> tuple[str, str]:
-    """("finished" | "failed" | "incomplete", first line of the reason)."""
+    """("finished" | "failed" | "incomplete" | summary.json's own status, one line of reason)."""
     error = rundir / "error.txt"
     summary_path = rundir / "summary.json"
     summary: dict[str, Any] = {}
@@ -78,9 +78,10 @@ def _status(rundir: Path) -> tuple[str, str]:
         return "failed", (lines[-1].strip() if lines else "error.txt")
     if not summary:
         return "incomplete", "no summary.json"
-    status = str(summary.get("status", "finished"))
-    if status != FINISHED:
-        return ("failed" if status == "failed" else "incomplete"), f"summary status {status}"
+    status = str(summary.get("status", FINISHED))
+    if status != FINISHED:  # e.g. `diverged`: the run stopped itself; its numbers are not final
+        reason = str(summary.get("reason") or summary.get("error") or f"summary status {status}")
+        return status, reason.strip().splitlines()[0] if reason.strip() else status
     return FINISHED, ""
 
 

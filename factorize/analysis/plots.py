@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from factorize.analysis.aggregate import METHOD_ORDER, REFERENCE, method_label, order_methods  # noqa: E402
+from factorize.analysis.aggregate import METHOD_ORDER, REFERENCE_METHOD, order_methods, short_label  # noqa: E402
 from factorize.analysis.tables import seeds_text  # noqa: E402
 
 _CB = sns.color_palette("colorblind", 10).as_hex()
@@ -129,9 +129,8 @@ def ablation_points(effects: pd.DataFrame, stem: Path) -> Path:
             color, marker = style[task]
             ax.errorbar(xs, ys, xerr=[lo, hi], fmt=marker, color=color, capsize=3, ms=6, label=f"{task} (n={n})")
         ax.axvline(0.0, color="0.3", lw=1)
-        ref = method_label(*REFERENCE)
-        ax.set_yticks(range(len(methods)), [m.split("/", 1)[1] if m.startswith(f"{REFERENCE[0]}/") else m
-                                            for m in methods])
+        ref = REFERENCE_METHOD
+        ax.set_yticks(range(len(methods)), [short_label(m) for m in methods])
         ax.invert_yaxis()
         ax.set_xlabel(f"final score relative to {ref} (%)")
         ax.set_title(f"Ablation: effect relative to full {ref} (95% CI)")

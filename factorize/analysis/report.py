@@ -139,7 +139,7 @@ def build_report(df: pd.DataFrame, out: str | Path) -> Report:
         if not e_eff_abl.empty:
             w.text("### Ablation",
                    f"Effect of each change on the final score relative to full "
-                   f"{agg.method_label(*agg.REFERENCE)}: 100 (mean - mean_ref) / |mean_ref|, positive = "
+                   f"{agg.REFERENCE_METHOD}: 100 (mean - mean_ref) / |mean_ref|, positive = "
                    "better, 95% CI resampling both sets of seeds.")
             w.table(tables.ablation_table(e_eff_abl, e_perf), e_eff_abl, f"{s}__ablation")
             w.figure(plots.ablation_points(e_eff_abl, out / "figures" / f"{s}__ablation"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from factorize.analysis.aggregate import REFERENCE, method_label, order_methods
+from factorize.analysis.aggregate import REFERENCE_METHOD, order_methods, short_label
 
 MISSING = "—"
 
@@ -88,7 +88,7 @@ def ablation_table(effects: pd.DataFrame, perf: pd.DataFrame) -> pd.DataFrame:
     """Rows = ablated methods, columns = tasks: effect on final score relative to full QMIX,
     in percent with a 95% CI; the first row gives full QMIX's own final score."""
     tasks = _task_columns(effects)
-    ref_label = method_label(*REFERENCE)
+    ref_label = REFERENCE_METHOD
     ref = perf[perf["method"] == ref_label].set_index("env")
     first = {"component removed": f"none ({ref_label}, final score)", "seeds": seeds_text(ref["n"])}
     for task in tasks:
@@ -97,8 +97,7 @@ def ablation_table(effects: pd.DataFrame, perf: pd.DataFrame) -> pd.DataFrame:
     rows = [first]
     for method in order_methods(effects["method"]):
         m = effects[effects["method"] == method].set_index("env")
-        name = method.split("/", 1)[1] if method.startswith(f"{REFERENCE[0]}/") else method
-        row = {"component removed": name, "seeds": seeds_text(m["n"])}
+        row = {"component removed": short_label(method), "seeds": seeds_text(m["n"])}
         for task in tasks:
             row[task] = interval(m.loc[task, "effect_pct"], m.loc[task, "ci_low"], m.loc[task, "ci_high"],
                                  digits=1, unit="%") if task in m.index else MISSING
