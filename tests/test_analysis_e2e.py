@@ -29,7 +29,7 @@ def test_real_runs_to_report(tmp_path: Path):
     assert len(q[q["metric"].str.startswith("q_tot/s/")]) == 2 * 9
     assert set(q[q["metric"] == "payoff/s/0,0"]["value"]) == {8.0}
 
-    report = build_report(df, tmp_path / "report")
+    report = build_report(df, tmp_path / "report", formats=("png",))
     md = (tmp_path / "report" / "report.md").read_text()
     names = {p.name for p in report.figures}
     assert {"tiny__curves.png", "tiny__qtable__matrix-qtran.png"} <= names

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from _analysis_runs import make_run
-from factorize.analysis import SkippedRun, load_results
+from factorize.analysis import SkippedRun, build_report, load_results
 from factorize.analysis import aggregate as agg
 from factorize.analysis import tables
 from factorize.cli import main
@@ -127,7 +127,7 @@ def test_ablation_table_is_percent_of_full_qmix(results: Path):
 
 def test_baseline_table_sample_efficiency(results: Path):
     df = _load(results)
-    curves, final = agg.test_scores(df), agg.final_scores(df)
+    curves, final = agg.score_curves(df), agg.final_scores(df)
     perf = agg.final_performance(final)
     table = tables.baseline_table(perf, agg.sample_efficiency(curves, perf)).set_index(["task", "method"])
     # qtran: first evaluation 0, best final mean 7 -> threshold 5.6; qmix mean curve 0, 4, 7
@@ -153,22 +153,32 @@ def test_matrix_game_table(results: Path):
 
 
 def test_report_from_tidy_csv_alone_is_identical(results: Path, tmp_path: Path):
-    """`factorize report <dir>` then `factorize report <its results.csv>`: same report, same CSVs."""
+    """A report from the run dirs, then one from its results.csv alone: same report, same CSVs."""
     r1, r2 = tmp_path / "r1", tmp_path / "r2"
-    assert main(["report", str(results), "--out", str(r1)]) == 0
-    assert main(["report", str(r1 / "results.csv"), "--out", str(r2)]) == 0
+    first = build_report(_load(results), r1, formats=("png",))
+    second = build_report(_load(r1 / "results.csv"), r2, formats=("png",))
     md = (r1 / "report.md").read_text()
-    assert (r2 / "report.md").read_text() == md
+    assert second.markdown == first.markdown == md
     csvs = sorted(p.name for p in (r1 / "tables").glob("*.csv"))
     assert csvs and csvs == sorted(p.name for p in (r2 / "tables").glob("*.csv"))
     for name in csvs:
         assert (r2 / "tables" / name).read_text() == (r1 / "tables" / name).read_text(), name
-    figures = sorted(p.name for p in (r1 / "figures").glob("*.png"))
+    figures = sorted(p.name for p in first.figures)
     assert figures == ["ablation__ablation.png", "ablation__curves.png", "ablation__profile.png",
                        "ablation__qtable__matrix-qtran.png"]
     for name in figures:
-        assert f"(figures/{name})" in md and (r1 / "figures" / name).with_suffix(".pdf").is_file()
+        assert f"(figures/{name})" in md
     assert "mpe-simple_spread_v3/qmix/full/s2" in md and "loss diverged" in md  # failed runs are listed
+
+
+def test_cli_report_on_a_directory_and_on_its_csv(tmp_path: Path, capsys):
+    make_run(tmp_path / "res", "qmix", SPREAD, 0, [(100, -20.0), (200, -10.0)])
+    assert main(["report", str(tmp_path / "res"), "--out", str(tmp_path / "a")]) == 0
+    assert '"report"' in capsys.readouterr().out
+    assert (tmp_path / "a" / "figures" / "res__curves.png").is_file()
+    assert (tmp_path / "a" / "figures" / "res__curves.pdf").is_file()
+    assert main(["report", str(tmp_path / "a" / "results.csv"), "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "report.md").read_text() == (tmp_path / "a" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("kind", ["empty", "not_results", "missing", "bad_csv", "text_file"])

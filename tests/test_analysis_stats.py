@@ -58,10 +58,10 @@ def test_summary_ci_contains_mean_and_shrinks_with_more_seeds():
     assert widths[0] > widths[1] > widths[2]
 
 
-def test_summary_of_one_seed_has_no_spread():
+def test_summary_of_one_seed_has_no_interval():
     s = stats.summarize([[3.0]])
-    assert s.n == 1 and s.mean == 3.0 and np.isnan(s.std)
-    assert (s.ci_low, s.ci_high) == (3.0, 3.0)
+    assert s.n == 1 and s.mean == 3.0 and s.iqm == 3.0
+    assert np.isnan([s.std, s.ci_low, s.ci_high, s.iqm_low, s.iqm_high]).all()
 
 
 def test_relative_effect_hand_computed_for_either_sign():

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from factorize.analysis.load import SkippedRun, load_results, write_tidy
 from factorize.analysis.stats import bootstrap_ci, iqm, summarize
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["SkippedRun", "load_results", "write_tidy", "build_report", "bootstrap_ci", "iqm", "summarize"]
 
 
-def build_report(df: pd.DataFrame, out: str | Path) -> Report:
+def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = ("png", "pdf")) -> Report:
     """See `factorize.analysis.report.build_report` (imported here lazily: it loads matplotlib)."""
     from factorize.analysis.report import build_report as _build
 
-    return _build(df, out)
+    return _build(df, out, formats)

@@ -39,7 +39,8 @@ def short_label(label: str) -> str:
     return label.split("/", 1)[1] if "/" in label else label
 
 
-def method_sort_key(label: str) -> tuple[int, str]:
+def method_sort_key(label: str) -> tuple[int, str, str]:
+    """Fixed method order first (iql ... qplex), unknown algorithms after, variants after their algo."""
     algo, _, variant = label.partition("/")
     rank = METHOD_ORDER.index(algo) if algo in METHOD_ORDER else len(METHOD_ORDER)
     return (rank, algo if rank == len(METHOD_ORDER) else "", variant)
@@ -60,7 +61,7 @@ def finished(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def test_scores(df: pd.DataFrame) -> pd.DataFrame:
+def score_curves(df: pd.DataFrame) -> pd.DataFrame:
     """Each finished run's test curve of its task's score metric, with an evaluation index.
 
     Columns: experiment, env, method, algo, variant, seed, run, eval, step, value.
@@ -75,7 +76,7 @@ def test_scores(df: pd.DataFrame) -> pd.DataFrame:
 
 def final_scores(df: pd.DataFrame) -> pd.DataFrame:
     """One row per finished run: its score at its last test evaluation."""
-    curves = test_scores(df)
+    curves = score_curves(df)
     return curves.loc[curves.groupby("run")["eval"].idxmax()].reset_index(drop=True)
 
 

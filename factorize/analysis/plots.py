@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import matplotlib
 
@@ -28,6 +28,8 @@ METHOD_COLORS = dict(zip(METHOD_ORDER, [_CB[7], _CB[0], _CB[1], _CB[2], _CB[3], 
 """iql grey, vdn blue, qmix orange, qtran green, ow_qmix vermillion, cw_qmix pink, qplex brown."""
 _SPARE = [_CB[9], _CB[6], _CB[8], "#000000"]
 DPI = 150
+FORMATS = ("png", "pdf")
+"""PNG for report.md, PDF (TrueType fonts, editable text) for a paper."""
 
 
 def palette(labels) -> dict[str, str]:
@@ -58,14 +60,17 @@ def paper_style() -> Iterator[None]:
         yield
 
 
-def save(fig: plt.Figure, path_stem: Path) -> Path:
-    """`<stem>.png` and `<stem>.pdf`; returns the PNG path. Metadata fixed for reproducibility."""
+_METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None, "CreationDate": None}}
+
+
+def save(fig: plt.Figure, path_stem: Path, formats: Sequence[str] = FORMATS) -> Path:
+    """`<stem>.<fmt>` for each format; returns the first. No dates or versions in the files."""
     path_stem.parent.mkdir(parents=True, exist_ok=True)
-    png = path_stem.with_suffix(".png")
-    fig.savefig(png, dpi=DPI, metadata={"Software": None})
-    fig.savefig(path_stem.with_suffix(".pdf"), metadata={"Creator": None, "Producer": None, "CreationDate": None})
+    paths = [path_stem.with_suffix(f".{fmt}") for fmt in formats]
+    for path, fmt in zip(paths, formats):
+        fig.savefig(path, dpi=DPI, metadata=_METADATA.get(fmt))
     plt.close(fig)
-    return png
+    return paths[0]
 
 
 def _legend_below(fig: plt.Figure, handles: list, labels: list[str]) -> None:
@@ -81,7 +86,8 @@ def _panels(n: int, width: float = 4.2, height: float = 3.4) -> tuple[plt.Figure
     return fig, axes
 
 
-def learning_curves(curves: pd.DataFrame, colors: dict[str, str], ylabel: dict[str, str], stem: Path) -> Path:
+def learning_curves(curves: pd.DataFrame, colors: dict[str, str], ylabel: dict[str, str], stem: Path,
+    formats: Sequence[str] = FORMATS) -> Path:
     """One panel per task: seed-mean test score against env steps, 95% bootstrap CI band."""
     tasks = sorted(curves["env"].unique())
     with paper_style():
@@ -101,10 +107,11 @@ def learning_curves(curves: pd.DataFrame, colors: dict[str, str], ylabel: dict[s
         fig.suptitle("Test performance (mean and 95% bootstrap CI over seeds)")
         fig.tight_layout(rect=(0, 0.08, 1, 1))
         _legend_below(fig, list(handles.values()), list(handles))
-        return save(fig, stem)
+        return save(fig, stem, formats)
 
 
-def ablation_points(effects: pd.DataFrame, stem: Path) -> Path:
+def ablation_points(effects: pd.DataFrame, stem: Path,
+    formats: Sequence[str] = FORMATS) -> Path:
     """Effect of each removed component relative to full QMIX (%), point and 95% CI per task."""
     methods = order_methods(effects["method"])
     tasks = sorted(effects["env"].unique())
@@ -135,11 +142,12 @@ def ablation_points(effects: pd.DataFrame, stem: Path) -> Path:
         ax.set_xlabel(f"final score relative to {ref} (%)")
         ax.set_title(f"Ablation: effect relative to full {ref} (95% CI)")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=min(len(tasks), 3))
-        return save(fig, stem)
+        return save(fig, stem, formats)
 
 
 def qtable_heatmaps(tables: dict[str, dict[str, np.ndarray]], greedy: dict[str, dict[str, tuple]],
-                    seeds: dict[str, int], title: str, stem: Path) -> Path | None:
+                    seeds: dict[str, int], title: str, stem: Path,
+                    formats: Sequence[str] = FORMATS) -> Path | None:
     """Side by side per state: the payoff (if known) and each method's mean learned Q_tot.
 
     Rows are states, one shared colour scale per row so methods compare at a glance; the box
@@ -172,10 +180,11 @@ def qtable_heatmaps(tables: dict[str, dict[str, np.ndarray]], greedy: dict[str, 
                 ax.set_visible(False)
         fig.suptitle(f"{title}: payoff and learned Q_tot (mean over seeds; box = greedy joint action)")
         fig.tight_layout()
-        return save(fig, stem)
+        return save(fig, stem, formats)
 
 
-def performance_profile(prof: pd.DataFrame, colors: dict[str, str], stem: Path) -> Path:
+def performance_profile(prof: pd.DataFrame, colors: dict[str, str], stem: Path,
+    formats: Sequence[str] = FORMATS) -> Path:
     """Fraction of runs whose normalised final score exceeds tau, with stratified 95% CI band."""
     with paper_style():
         fig, ax = plt.subplots(figsize=(6.0, 4.2))
@@ -189,4 +198,4 @@ def performance_profile(prof: pd.DataFrame, colors: dict[str, str], stem: Path) 
         ax.set_ylim(-0.02, 1.02)
         ax.set_title("Performance profile across tasks")
         ax.legend(loc="lower left", fontsize=9)
-        return save(fig, stem)
+        return save(fig, stem, formats)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,8 +39,9 @@ class Report:
 
 
 class _Writer:
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, formats: Sequence[str]) -> None:
         self.out = out
+        self.formats = tuple(formats)
         self.lines: list[str] = []
         self.report = Report(out)
 
@@ -59,21 +61,26 @@ class _Writer:
             return
         self.report.figures.append(png)
         rel = png.relative_to(self.out).as_posix()
-        self.text(f"![{caption}]({rel})", f"*{caption}* ([PDF]({Path(rel).with_suffix('.pdf').as_posix()}))")
+        others = " · ".join(f"[{fmt.upper()}]({Path(rel).with_suffix('.' + fmt).as_posix()})"
+                            for fmt in self.formats[1:])
+        self.text(f"![{caption}]({rel})", f"*{caption}*" + (f" ({others})" if others else ""))
 
 
 def _only(frame: pd.DataFrame, experiment: str) -> pd.DataFrame:
     return frame[frame["experiment"] == experiment]
 
 
-def build_report(df: pd.DataFrame, out: str | Path) -> Report:
-    """Write report.md, results.csv, tables/ and figures/ under `out`."""
+def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plots.FORMATS) -> Report:
+    """Write report.md, results.csv, tables/ and figures/ under `out`.
+
+    formats: figure file types; the first is embedded in report.md (PNG unless told otherwise).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_tidy(df, out / "results.csv")
-    w = _Writer(out)
+    w = _Writer(out, formats)
 
-    curves = agg.test_scores(df)
+    curves = agg.score_curves(df)
     final = agg.final_scores(df)
     perf = agg.final_performance(final)
     aggregate = agg.aggregate_performance(final)
@@ -92,7 +99,7 @@ def build_report(df: pd.DataFrame, out: str | Path) -> Report:
     experiments = sorted(df["experiment"].unique())
     w.text("# factorize report")
     w.text(
-        f"{len(runs)} runs in {len(experiments)} experiment(s): {n_finished} finished, "
+        f"{len(runs)} run(s) in {len(experiments)} experiment(s): {n_finished} finished, "
         f"{len(runs) - n_finished} not used. Score = test return (win rate on SMAX) of greedy "
         "policies; final = at the last test evaluation. Intervals are "
         f"{int(CONFIDENCE * 100)}% percentile bootstrap CIs over seeds ({REPS} resamples); "
@@ -114,9 +121,9 @@ def build_report(df: pd.DataFrame, out: str | Path) -> Report:
             continue
         tasks = sorted(e_final["env"].unique())
         w.text("### Final performance",
-               "Cells: mean [95% CI]; IQM. " + ("Last column: IQM of final scores min-max normalised per "
-                                                 "task, pooled over tasks, stratified bootstrap CI."
-                                                 if len(tasks) > 1 else ""))
+               "Cells: mean [95% CI]; IQM." + (" Last column: IQM of final scores min-max normalised per "
+                                                "task, pooled over tasks, stratified bootstrap CI."
+                                                if len(tasks) > 1 else ""))
         w.table(tables.final_table(e_perf, _only(aggregate, exp)),
                 pd.concat([e_perf, _only(aggregate, exp).assign(env="all tasks (normalised)")], ignore_index=True),
                 f"{s}__final")
@@ -125,7 +132,7 @@ def build_report(df: pd.DataFrame, out: str | Path) -> Report:
         ylabel = {t: "test win rate" if agg.score_metric(t) == "win_rate" else "test return" for t in tasks}
         atomic_write(out / "tables" / f"{s}__curves.csv", e_curves.to_csv(index=False, lineterminator="\n"))
         w.text("### Learning curves")
-        w.figure(plots.learning_curves(e_curves, colors, ylabel, out / "figures" / f"{s}__curves"),
+        w.figure(plots.learning_curves(e_curves, colors, ylabel, out / "figures" / f"{s}__curves", formats),
                  "Test score vs env steps, mean and 95% CI over seeds (n in legend)")
 
         w.text("### Final performance and sample efficiency",
@@ -142,7 +149,7 @@ def build_report(df: pd.DataFrame, out: str | Path) -> Report:
                    f"{agg.REFERENCE_METHOD}: 100 (mean - mean_ref) / |mean_ref|, positive = "
                    "better, 95% CI resampling both sets of seeds.")
             w.table(tables.ablation_table(e_eff_abl, e_perf), e_eff_abl, f"{s}__ablation")
-            w.figure(plots.ablation_points(e_eff_abl, out / "figures" / f"{s}__ablation"),
+            w.figure(plots.ablation_points(e_eff_abl, out / "figures" / f"{s}__ablation", formats),
                      "Ablation effects with 95% CI (n seeds per task in legend)")
 
         e_games = _only(games, exp)
@@ -156,7 +163,7 @@ def build_report(df: pd.DataFrame, out: str | Path) -> Report:
             for env in sorted(e_games["env"].unique()):
                 seeds = e_games[e_games["env"] == env].set_index("method")["n"].astype(int).to_dict()
                 png = plots.qtable_heatmaps(qmeans.get((exp, env), {}), greedy.get((exp, env), {}), seeds, env,
-                                            out / "figures" / f"{s}__qtable__{slug(env)}")
+                                            out / "figures" / f"{s}__qtable__{slug(env)}", formats)
                 w.figure(png, f"{env}: payoff and mean learned Q_tot per method (n seeds in titles)")
 
         e_prof = _only(prof, exp)
@@ -165,7 +172,7 @@ def build_report(df: pd.DataFrame, out: str | Path) -> Report:
                    "Fraction of runs whose normalised final score exceeds tau, tasks weighted equally, "
                    "stratified bootstrap 95% CI; only methods run on every task.")
             atomic_write(out / "tables" / f"{s}__profile.csv", e_prof.to_csv(index=False, lineterminator="\n"))
-            w.figure(plots.performance_profile(e_prof, colors, out / "figures" / f"{s}__profile"),
+            w.figure(plots.performance_profile(e_prof, colors, out / "figures" / f"{s}__profile", formats),
                      "Performance profile across tasks (runs and tasks per method in legend)")
 
     w.report.markdown = "\n".join(w.lines).rstrip() + "\n"

@@ -100,14 +100,17 @@ def summarize(groups: Sequence[np.ndarray | Sequence[float]], seed: int = 0) -> 
     """Mean (+ std over all scores) and IQM of pooled groups, each with a stratified bootstrap CI.
 
     With one group this is the per-task summary over seeds; with one group per task it is the
-    across-task aggregate. std uses ddof=1 (NaN for a single score).
+    across-task aggregate. std uses ddof=1; a single score gets no std and no intervals (NaN).
     """
     arrays = [np.asarray(g, dtype=np.float64).ravel() for g in groups]
     pooled = np.concatenate(arrays) if arrays else np.array([])
     if pooled.size == 0:
         nan = float("nan")
         return Summary(0, nan, nan, nan, nan, nan, nan, nan)
-    std = float(np.std(pooled, ddof=1)) if pooled.size > 1 else float("nan")
+    if pooled.size < 2:  # one seed says nothing about the spread: no interval rather than [x, x]
+        nan = float("nan")
+        return Summary(1, float(pooled[0]), nan, nan, nan, float(pooled[0]), nan, nan)
+    std = float(np.std(pooled, ddof=1))
     lo, hi = bootstrap_ci(arrays, _mean_rows, seed=seed)
     ilo, ihi = bootstrap_ci(arrays, _iqm_rows, seed=seed)
     return Summary(int(pooled.size), float(pooled.mean()), std, lo, hi, float(iqm(pooled)), ilo, ihi)
