@@ -181,6 +181,14 @@ def test_cli_report_on_a_directory_and_on_its_csv(tmp_path: Path, capsys):
     assert (tmp_path / "b" / "report.md").read_text() == (tmp_path / "a" / "report.md").read_text()
 
 
+def test_cli_report_unwritable_out_exits_2(results: Path, tmp_path: Path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["report", str(results), "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("factorize: error: --out:")
+
+
 @pytest.mark.parametrize("kind", ["empty", "not_results", "missing", "bad_csv", "text_file"])
 def test_cli_report_bad_input_exits_2_with_one_line(kind: str, tmp_path: Path, capsys):
     target = tmp_path / "x"

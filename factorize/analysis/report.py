@@ -19,6 +19,7 @@ from factorize.analysis import aggregate as agg
 from factorize.analysis import plots, tables
 from factorize.analysis.load import FINISHED, skipped_runs, write_tidy
 from factorize.analysis.stats import CONFIDENCE, REPS
+from factorize.errors import FactorizeError
 from factorize.experiments.rundir import atomic_write
 
 PROFILE_TAUS = np.linspace(0.0, 1.0, 51)
@@ -76,8 +77,11 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
     formats: figure file types; the first is embedded in report.md (PNG unless told otherwise).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_tidy(df, out / "results.csv")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_tidy(df, out / "results.csv")
+    except OSError as exc:
+        raise FactorizeError(f"--out: cannot write to {out}: {exc.strerror}") from None
     w = _Writer(out, formats)
 
     curves = agg.score_curves(df)
