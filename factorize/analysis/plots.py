@@ -48,8 +48,16 @@ def palette(labels) -> dict[str, str]:
     return out
 
 
+_MARKERS = dict(zip(METHOD_ORDER, ["o", "s", "^", "D", "v", "P", "X"]))
+
+
 def _dashes(label: str) -> tuple:
     return "" if "/" not in label else (4, 2)
+
+
+def _marker(label: str) -> str:
+    """A fixed marker per method, so lines that coincide (e.g. equal returns) stay visible."""
+    return _MARKERS.get(label.partition("/")[0], "o")
 
 
 @contextmanager
@@ -90,6 +98,8 @@ def learning_curves(curves: pd.DataFrame, colors: dict[str, str], ylabel: dict[s
     formats: Sequence[str] = FORMATS) -> Path:
     """One panel per task: seed-mean test score against env steps, 95% bootstrap CI band."""
     tasks = sorted(curves["env"].unique())
+    # seeds per method: the most seeds at any evaluation of each task, as a range over tasks
+    seeds = curves.groupby(["method", "env"])["n"].max().groupby("method").agg(seeds_text).to_dict()
     with paper_style():
         fig, axes = _panels(len(tasks))
         handles: dict[str, object] = {}
@@ -97,16 +107,18 @@ def learning_curves(curves: pd.DataFrame, colors: dict[str, str], ylabel: dict[s
             t = curves[curves["env"] == task]
             for method in order_methods(t["method"]):
                 m = t[t["method"] == method].sort_values("step")
-                (line,) = ax.plot(m["step"], m["mean"], color=colors[method], lw=2, dashes=_dashes(method))
+                (line,) = ax.plot(m["step"], m["mean"], color=colors[method], lw=2, dashes=_dashes(method),
+                                  marker=_marker(method), ms=5, markevery=max(1, len(m) // 8))
                 ax.fill_between(m["step"], m["ci_low"], m["ci_high"], color=colors[method], alpha=0.2, lw=0)
-                handles.setdefault(f"{method} (n={seeds_text(m['n'])})", line)
+                handles.setdefault(method, line)
             ax.set_title(task)
             ax.set_xlabel("env steps")
             ax.set_ylabel(ylabel[task])
             ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
         fig.suptitle("Test performance (mean and 95% bootstrap CI over seeds)")
         fig.tight_layout(rect=(0, 0.08, 1, 1))
-        _legend_below(fig, list(handles.values()), list(handles))
+        _legend_below(fig, [handles[m] for m in order_methods(handles)],
+                      [f"{m} (n={seeds[m]})" for m in order_methods(handles)])
         return save(fig, stem, formats)
 
 
@@ -191,6 +203,7 @@ def performance_profile(prof: pd.DataFrame, colors: dict[str, str], stem: Path,
         for method in order_methods(prof["method"]):
             m = prof[prof["method"] == method].sort_values("tau")
             ax.plot(m["tau"], m["fraction"], color=colors[method], lw=2, dashes=_dashes(method),
+                    marker=_marker(method), ms=5, markevery=max(1, len(m) // 8),
                     label=f"{method} (n={int(m['n'].iloc[0])} runs, {int(m['tasks'].iloc[0])} tasks)")
             ax.fill_between(m["tau"], m["ci_low"], m["ci_high"], color=colors[method], alpha=0.2, lw=0)
         ax.set_xlabel(r"normalised final score $\tau$")
