@@ -75,6 +75,15 @@ def test_load_results_is_tidy_and_reads_sweep_keys(results: Path):
     assert row.sort_values("step")["value"].tolist() == [0.0, 4.0, 8.0]
 
 
+def test_unreadable_config_is_listed_as_failed(tmp_path: Path):
+    make_run(tmp_path / "exp", "qmix", QTRAN_GAME, 0, [(100, 1.0)])
+    bad = make_run(tmp_path / "exp", "vdn", QTRAN_GAME, 0, [(100, 1.0)])
+    (bad / "config.yaml").write_text("algo: [unclosed\n")
+    with pytest.warns(SkippedRun, match="config.yaml unreadable"):
+        df = load_results(tmp_path / "exp")
+    assert df.attrs["skipped"] == [("matrix-qtran/vdn/default/s0", "failed", "config.yaml unreadable")]
+
+
 def test_experiment_defaults_to_directory_name(tmp_path: Path):
     make_run(tmp_path / "mysweep", "iql", QTRAN_GAME, 0, [(100, 1.0)])
     df = _load(tmp_path / "mysweep")

@@ -143,19 +143,21 @@ def _qtable_rows(tables: dict[str, dict[str, Any]]) -> list[tuple[str, float]]:
 def _load_run(rundir: Path, root: Path) -> tuple[pd.DataFrame, str, str]:
     """One run's rows; returns (frame, status, note). Raises nothing for a bad run."""
     rel = rundir.relative_to(root).as_posix() if rundir != root else rundir.name
+    cfg: Any = None
     try:
         cfg = yaml.safe_load((rundir / "config.yaml").read_text())
-        if not isinstance(cfg, dict):
-            raise ValueError("config.yaml is not a mapping")
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        return pd.DataFrame(), "failed", f"config.yaml unreadable: {str(exc).splitlines()[0]}"
-    status, note = _status(rundir)
+    except (OSError, yaml.YAMLError):
+        pass
+    if isinstance(cfg, dict):
+        status, note = _status(rundir)
+    else:  # still listed (as failed), so a broken run is never silently missing from a report
+        cfg, status, note = {}, "failed", "config.yaml unreadable"
     ids: dict[str, Any] = {
         "experiment": str(_sweep_key(cfg, "experiment") or root.name),
-        "algo": str(_dig(cfg, "algo.name")),
+        "algo": str(_dig(cfg, "algo.name") or "unknown"),
         "variant": str(_sweep_key(cfg, "variant") or "default"),
-        "env": str(_dig(cfg, "env.name")),
-        "seed": int(cfg.get("seed", 0)),
+        "env": str(_dig(cfg, "env.name") or "unknown"),
+        "seed": int(cfg.get("seed") or 0),
         "run": rel,
         "status": status,
         "note": note,
@@ -169,13 +171,14 @@ def _load_run(rundir: Path, root: Path) -> tuple[pd.DataFrame, str, str]:
             long = m.melt(id_vars=["step", "split"], value_vars=cols, var_name="metric", value_name="value")
             parts.append(long.dropna(subset=["value"]))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError) as exc:
-            status, note = "failed", f"metrics.csv unreadable: {str(exc).splitlines()[0]}"
+            status, note = "failed", f"metrics.csv unreadable: {(str(exc).splitlines() or [''])[0]}"
     if status == FINISHED:
         try:
             tables = _qtables(rundir, cfg)
         except Exception as exc:  # noqa: BLE001 - a missing Q-table must not lose the run's curves
             tables = None
-            warnings.warn(f"{rel}: no Q-tables ({str(exc).splitlines()[0]})", SkippedRun, stacklevel=3)
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            warnings.warn(f"{rel}: no Q-tables ({reason})", SkippedRun, stacklevel=3)
         if tables:
             last = max((int(p["step"].max()) for p in parts if len(p)), default=0)
             qrows = _qtable_rows(tables)
