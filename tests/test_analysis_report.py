@@ -73,6 +73,8 @@ def test_load_results_is_tidy_and_reads_sweep_keys(results: Path):
     assert any("loss diverged" in str(w.message) for w in caught)
     row = df[(df["run"] == "matrix-qtran/qmix/full/s0") & (df["split"] == "test") & (df["metric"] == "return_mean")]
     assert row.sort_values("step")["value"].tolist() == [0.0, 4.0, 8.0]
+    steps = df[(df["run"] == "matrix-qtran/qmix/full/s0") & (df["split"] == "summary") & (df["metric"] == "steps")]
+    assert steps["value"].tolist() == [300.0]  # summary.json's numbers are rows too
 
 
 def test_unreadable_config_is_listed_as_failed(tmp_path: Path):

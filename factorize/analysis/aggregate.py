@@ -121,6 +121,13 @@ def aggregate_performance(final: pd.DataFrame) -> pd.DataFrame:
     return _summary_rows(groups, ["experiment", "method"])
 
 
+def compute_hours(df: pd.DataFrame) -> pd.Series:
+    """Per experiment: summed wall-clock hours of its finished runs (summary.json time.total_s)."""
+    f = finished(df)
+    t = f[(f["split"] == "summary") & (f["metric"] == "time.total_s")]
+    return t.groupby("experiment")["value"].sum() / 3600.0
+
+
 def mean_curves(curves: pd.DataFrame) -> pd.DataFrame:
     """Per experiment x task x method x evaluation: median step, n seeds, mean, 95% CI."""
     rows = []

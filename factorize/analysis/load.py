@@ -2,8 +2,9 @@
 
 One row per (run, step, split, metric): `experiment, algo, variant, env, seed, run, status,
 note, step, split, metric, value`, then the run's key config values as columns (dotted names).
-`split` is `train`/`test` (metrics.csv), `qtable` (learned joint-action values of small games)
-or `run` (a placeholder row for a run that left no metrics, so it is still listed).
+`split` is `train`/`test` (metrics.csv), `summary` (summary.json's numbers, e.g. `steps`,
+`env_steps_per_s`, `time.total_s`), `qtable` (learned joint-action values of small games) or
+`run` (a placeholder row for a run that left no metrics, so it is still listed).
 
 Q-table rows carry the metric in the name: `q_tot/<state>/<i,j>` and `payoff/<state>/<i,j>`
 (one per joint action), `greedy/<state>` (flat index of the agents' greedy joint action) and
@@ -28,7 +29,8 @@ from factorize.errors import FactorizeError
 ID_COLUMNS = ["experiment", "algo", "variant", "env", "seed", "run", "status", "note"]
 DATA_COLUMNS = ["step", "split", "metric", "value"]
 CORE_COLUMNS = ID_COLUMNS + DATA_COLUMNS
-METRICS = ["return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "wall_s"]
+METRICS = ["return_mean", "win_rate", "loss", "q_tot_mean", "epsilon"]
+"""metrics.csv columns kept (wall-clock time is in the summary rows: `time.total_s`)."""
 CONFIG_KEYS = [
     "steps", "preset", "agent.kind", "agent.hidden_dim", "mixer.name", "mixer.monotonic",
     "mixer.hypernet", "mixer.hypernet_layers", "mixer.embed_dim", "learner.optimizer", "learner.lr",
@@ -123,6 +125,21 @@ def _qtables(rundir: Path, cfg: dict[str, Any]) -> dict[str, dict[str, Any]] | N
     return tables
 
 
+def _summary_rows(rundir: Path) -> pd.DataFrame:
+    """summary.json's numbers (nested mappings flattened with dots) at the run's final step."""
+    try:
+        summary = json.loads((rundir / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        summary = None
+    if not isinstance(summary, dict):
+        return pd.DataFrame(columns=DATA_COLUMNS)
+    flat = pd.json_normalize(summary).iloc[0].to_dict()
+    numbers = {k: float(v) for k, v in flat.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "seed"}
+    return pd.DataFrame({"step": int(summary.get("steps") or 0), "split": "summary",
+                         "metric": list(numbers), "value": list(numbers.values())})
+
+
 def _qtable_rows(tables: dict[str, dict[str, Any]]) -> list[tuple[str, float]]:
     rows: list[tuple[str, float]] = []
     for state, entry in tables.items():
@@ -172,6 +189,10 @@ def _load_run(rundir: Path, root: Path) -> tuple[pd.DataFrame, str, str]:
             parts.append(long.dropna(subset=["value"]))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError) as exc:
             status, note = "failed", f"metrics.csv unreadable: {(str(exc).splitlines() or [''])[0]}"
+    last_step = max((int(p["step"].max()) for p in parts if len(p)), default=0)
+    summary_rows = _summary_rows(rundir)
+    if len(summary_rows):
+        parts.append(summary_rows)
     if status == FINISHED:
         try:
             tables = _qtables(rundir, cfg)
@@ -180,9 +201,8 @@ def _load_run(rundir: Path, root: Path) -> tuple[pd.DataFrame, str, str]:
             reason = (str(exc).splitlines() or [type(exc).__name__])[0]
             warnings.warn(f"{rel}: no Q-tables ({reason})", SkippedRun, stacklevel=3)
         if tables:
-            last = max((int(p["step"].max()) for p in parts if len(p)), default=0)
             qrows = _qtable_rows(tables)
-            parts.append(pd.DataFrame({"step": last, "split": "qtable", "metric": [r[0] for r in qrows],
+            parts.append(pd.DataFrame({"step": last_step, "split": "qtable", "metric": [r[0] for r in qrows],
                                        "value": [r[1] for r in qrows]}))
     data = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=DATA_COLUMNS)
     if data.empty:

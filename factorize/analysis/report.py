@@ -96,6 +96,7 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
     qmeans = agg.mean_qtables(q)
     greedy = agg.modal_greedy(q)
     prof = agg.profile(final, PROFILE_TAUS)
+    hours = agg.compute_hours(df)
     colors = plots.palette(list(final["method"]) + list(agg.finished(df)["method"]))
 
     runs = df[["run", "status"]].drop_duplicates()
@@ -124,6 +125,9 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
             w.text("No finished runs.")
             continue
         tasks = sorted(e_final["env"].unique())
+        compute = f"; {hours[exp]:.2f} h of training (sum over runs)" if exp in hours.index else ""
+        w.text(f"{e_final['run'].nunique()} finished run(s), {e_final['method'].nunique()} method(s), "
+               f"{len(tasks)} task(s){compute}.")
         w.text("### Final performance",
                "Cells: mean [95% CI]; IQM." + (" Last column: IQM of final scores min-max normalised per "
                                                 "task, pooled over tasks, stratified bootstrap CI."
