@@ -157,10 +157,27 @@ def test_matrix_game_table(results: Path):
     # the payoff comes from the env (QTRAN game: optimum 8); qmix seed 0 returned 8
     assert games.loc["qmix", "optimum"] == "8.00"
     assert games.loc["qmix", "seeds at optimum"] == "1/2"
-    assert games.loc["vdn/no_mixing", "greedy joint action"] == "(B,B) (2/2 seeds)"
+    assert games.loc["vdn/no_mixing", "greedy joint action (seeds)"] == "(B,B) 2/2"
     assert games.loc["vdn/no_mixing", "seeds at optimum"] == "0/2"
-    assert games.loc["qmix/no_hypernet", "greedy joint action"] == "(C,C) (2/2 seeds)"
+    assert games.loc["qmix/no_hypernet", "greedy joint action (seeds)"] == "(C,C) 2/2"
+    # a tie between (A,A) and (B,B) goes to the lower joint action
+    assert games.loc["qmix", "greedy joint action (seeds)"] == "(A,A) 1/2"
     assert games.loc["qmix", "return of greedy policy (mean)"] == "7.00"
+
+
+def test_matrix_game_table_multi_state(tmp_path: Path):
+    def tables(first: list[int]) -> dict:
+        square = [[0.0, 1.0], [1.0, 8.0]]
+        return {"1": {"q_tot": square, "greedy": first}, "2A": {"q_tot": square, "greedy": [0, 0]},
+                "2B": {"q_tot": square, "greedy": [1, 1]}}
+
+    make_run(tmp_path / "g", "qmix", "two_step", 0, [(100, 8.0)], qtable=tables([1, 1]))
+    make_run(tmp_path / "g", "qmix", "two_step", 1, [(100, 7.0)], qtable=tables([0, 1]))
+    df = _load(tmp_path / "g")
+    games = agg.matrix_games(df, agg.final_scores(df)).set_index("method")
+    # per state: the modal action and its seeds; the optimum of two_step (8) is a known constant
+    assert games.loc["qmix", "greedy"] == "1:(A,B) 1/2; 2A:(A,A) 2/2; 2B:(B,B) 2/2"
+    assert games.loc["qmix", "optimum"] == 8.0 and games.loc["qmix", "found_optimum"] == 1.0
 
 
 def test_report_from_tidy_csv_alone_is_identical(results: Path, tmp_path: Path):

@@ -222,9 +222,12 @@ def mean_qtables(q: pd.DataFrame) -> dict[tuple[str, str], dict[str, dict[str, n
     return out
 
 
-def modal_greedy(q: pd.DataFrame) -> dict[tuple[str, str], dict[str, dict[str, tuple[int, ...]]]]:
-    """{(experiment, env): {state: {method: the greedy joint action most seeds chose}}}."""
-    out: dict[tuple[str, str], dict[str, dict[str, tuple[int, ...]]]] = {}
+def modal_greedy(q: pd.DataFrame) -> dict[tuple[str, str], dict[str, dict[str, tuple[tuple[int, ...], int, int]]]]:
+    """{(experiment, env): {state: {method: (joint action most seeds chose, its seeds, seeds)}}}.
+
+    Ties go to the lowest joint action, so the choice is deterministic.
+    """
+    out: dict[tuple[str, str], dict[str, dict[str, tuple[tuple[int, ...], int, int]]]] = {}
     shapes = {k: tuple(np.max([_cell_index(c) for c in g["cell"]], axis=0) + 1)
               for k, g in q[q["kind"] == "q_tot"].groupby(["experiment", "env", "state"])}
     for (exp, env, state, method), g in q[q["kind"] == "greedy"].groupby(
@@ -232,7 +235,7 @@ def modal_greedy(q: pd.DataFrame) -> dict[tuple[str, str], dict[str, dict[str, t
         counts = g["value"].astype(int).value_counts()
         flat = int(min(counts[counts == counts.max()].index))
         idx = tuple(int(i) for i in np.unravel_index(flat, shapes[(exp, env, state)]))
-        out.setdefault((exp, env), {}).setdefault(state, {})[method] = idx
+        out.setdefault((exp, env), {}).setdefault(state, {})[method] = (idx, int(counts[flat]), len(g))
     return out
 
 
@@ -248,36 +251,30 @@ def action_names(idx: tuple[int, ...]) -> str:
 
 
 def matrix_games(df: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
-    """Per small game x method: the greedy joint action most seeds chose (per state), how many
-    seeds chose it, the mean return of the greedy policy, the optimum and how many seeds reach it.
+    """Per small game x method: the greedy joint action most seeds chose in each state (with how
+    many seeds chose it), the mean return of the greedy policy, the optimum and the seeds at it.
 
     The optimum is the payoff table's maximum for single-state games, KNOWN_OPTIMA otherwise.
     """
     q = qtable_frame(df)
+    greedy = modal_greedy(q)
     rows = []
-    for (exp, env), g in q.groupby(["experiment", "env"], sort=True):
-        shapes = {st: tuple(np.max([_cell_index(c) for c in s["cell"]], axis=0) + 1)
-                  for st, s in g[g["kind"] == "q_tot"].groupby("state")}
+    for (exp, env), states in sorted(greedy.items()):
+        g = q[(q["experiment"] == exp) & (q["env"] == env)]
         payoff = g[g["kind"] == "payoff"]
-        optimum = float(payoff["value"].max()) if len(shapes) == 1 and len(payoff) else KNOWN_OPTIMA.get(env, np.nan)
-        greedy = g[g["kind"] == "greedy"]
-        for method in order_methods(greedy["method"]):
-            per_run = {}
-            for run, r in greedy[greedy["method"] == method].groupby("run", sort=True):
-                per_run[run] = " ".join(
-                    (f"{st}:" if len(shapes) > 1 else "") + action_names(np.unravel_index(int(v), shapes[st]))
-                    for st, v in sorted(zip(r["state"], r["value"])))
-            choices = pd.Series(per_run, dtype=str)
-            counts = choices.value_counts()
-            modal = sorted(counts[counts == counts.max()].index)[0]
-            ret = final[(final["experiment"] == exp) & (final["env"] == env) & (final["run"].isin(per_run))]["value"]
+        optimum = float(payoff["value"].max()) if len(states) == 1 and len(payoff) else KNOWN_OPTIMA.get(env, np.nan)
+        for method in order_methods(m for st in states.values() for m in st):
+            picks = [(st, states[st][method]) for st in sorted(states) if method in states[st]]
+            text = "; ".join((f"{st}:" if len(states) > 1 else "") + f"{action_names(idx)} {k}/{n}"
+                             for st, (idx, k, n) in picks)
+            runs = g[(g["method"] == method) & (g["kind"] == "greedy")]["run"].unique()
+            ret = final[(final["experiment"] == exp) & (final["env"] == env) & (final["run"].isin(runs))]["value"]
             found = float((np.abs(ret.to_numpy() - optimum) < 1e-6).sum()) if np.isfinite(optimum) else np.nan
-            rows.append({"experiment": exp, "env": env, "method": method, "n": len(per_run),
-                         "greedy": modal, "greedy_seeds": int(counts[modal]),
+            rows.append({"experiment": exp, "env": env, "method": method, "n": len(runs), "greedy": text,
                          "return_mean": float(ret.mean()) if len(ret) else float("nan"),
                          "optimum": optimum, "found_optimum": found})
-    return pd.DataFrame(rows, columns=["experiment", "env", "method", "n", "greedy", "greedy_seeds",
-                                       "return_mean", "optimum", "found_optimum"])
+    return pd.DataFrame(rows, columns=["experiment", "env", "method", "n", "greedy", "return_mean", "optimum",
+                                       "found_optimum"])
 
 
 def profile(final: pd.DataFrame, taus: np.ndarray) -> pd.DataFrame:

@@ -182,7 +182,7 @@ def qtable_heatmaps(tables: dict[str, dict[str, np.ndarray]], greedy: dict[str, 
                             ax=ax, xticklabels=letters, yticklabels=letters, square=True,
                             annot_kws={"fontsize": 11})
                 if name in greedy.get(state, {}):
-                    i, j = greedy[state][name]
+                    i, j = greedy[state][name][0]
                     ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="#d55e00", lw=3))
                 label = name if name == "payoff" else f"{name} (n={seeds.get(name, 0)})"
                 ax.set_title(label if len(states) == 1 else f"{label}, state {state}")
@@ -191,7 +191,7 @@ def qtable_heatmaps(tables: dict[str, dict[str, np.ndarray]], greedy: dict[str, 
             for ax in row[len(panels):]:
                 ax.set_visible(False)
         fig.suptitle(f"{title}: payoff and learned Q_tot (mean over seeds; box = greedy joint action)")
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
         return save(fig, stem, formats)
 
 
