@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from _analysis_runs import make_run
-from factorize.analysis import SkippedRun, build_report, load_results
+
+from factorize.analysis import SkippedRun, build_report, load_results, tables
 from factorize.analysis import aggregate as agg
-from factorize.analysis import tables
 from factorize.cli import main
 
 QTRAN_GAME = "matrix:qtran"

@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from factorize.analysis.load import SkippedRun, load_results, write_tidy
 from factorize.analysis.stats import bootstrap_ci, iqm, summarize

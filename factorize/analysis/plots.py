@@ -7,9 +7,9 @@ remaining colours in a fixed order. The number of seeds is written on every figu
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import matplotlib
 

@@ -8,9 +8,9 @@ Nothing in it depends on where the input came from, the clock or the machine.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

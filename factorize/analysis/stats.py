@@ -12,8 +12,8 @@ the same numbers is byte-for-byte the same.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 from scipy.stats import trim_mean
