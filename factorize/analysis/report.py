@@ -50,12 +50,16 @@ class _Writer:
         self.lines.extend(lines)
         self.lines.append("")
 
-    def table(self, display: pd.DataFrame, numbers: pd.DataFrame, name: str, note: str = "") -> None:
+    def table(self, display: pd.DataFrame, numbers: pd.DataFrame, name: str) -> None:
         md = tables.write_table(display, numbers, name, self.out / "tables")
         self.report.tables.append(self.out / "tables" / f"{name}.csv")
-        self.text(md)
-        links = f"[CSV](tables/{name}.csv) · [LaTeX](tables/{name}.tex)"
-        self.text(f"{note} {links}".strip())
+        self.text(md, "", f"[CSV](tables/{name}.csv) · [LaTeX](tables/{name}.tex)")
+
+    def data(self, frame: pd.DataFrame, name: str) -> None:
+        """The numbers behind a figure, as tables/<name>.csv."""
+        (self.out / "tables").mkdir(parents=True, exist_ok=True)
+        atomic_write(self.out / "tables" / f"{name}.csv", frame.to_csv(index=False, lineterminator="\n"))
+        self.report.tables.append(self.out / "tables" / f"{name}.csv")
 
     def figure(self, png: Path | None, caption: str) -> None:
         if png is None:
@@ -114,8 +118,8 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
     )
     skipped = skipped_runs(df)
     if skipped:
-        w.text("## Runs not used", "", pd.DataFrame(skipped, columns=["run", "status", "reason"])
-               .to_markdown(index=False))
+        listed = pd.DataFrame(skipped, columns=["run", "status", "reason"]).replace(r"\|", r"\\|", regex=True)
+        w.text("## Runs not used", "", listed.to_markdown(index=False))
 
     for exp in experiments:
         s = slug(exp)
@@ -138,7 +142,7 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
 
         e_curves = _only(mcurves, exp)
         ylabel = {t: "test win rate" if agg.score_metric(t) == "win_rate" else "test return" for t in tasks}
-        atomic_write(out / "tables" / f"{s}__curves.csv", e_curves.to_csv(index=False, lineterminator="\n"))
+        w.data(e_curves, f"{s}__curves")
         w.text("### Learning curves")
         w.figure(plots.learning_curves(e_curves, colors, ylabel, out / "figures" / f"{s}__curves", formats),
                  "Test score vs env steps, mean and 95% CI over seeds (n in legend)")
@@ -167,7 +171,7 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
                    "games). Seeds at optimum: final greedy return equals the game's optimum.")
             w.table(tables.matrix_table(e_games), e_games, f"{s}__matrix_games")
             e_q = _only(q, exp)
-            atomic_write(out / "tables" / f"{s}__qtables.csv", e_q.to_csv(index=False, lineterminator="\n"))
+            w.data(e_q, f"{s}__qtables")
             for env in sorted(e_games["env"].unique()):
                 seeds = e_games[e_games["env"] == env].set_index("method")["n"].astype(int).to_dict()
                 png = plots.qtable_heatmaps(qmeans.get((exp, env), {}), greedy.get((exp, env), {}), seeds, env,
@@ -179,7 +183,7 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
             w.text("### Performance profile",
                    "Fraction of runs whose normalised final score exceeds tau, tasks weighted equally, "
                    "stratified bootstrap 95% CI; only methods run on every task.")
-            atomic_write(out / "tables" / f"{s}__profile.csv", e_prof.to_csv(index=False, lineterminator="\n"))
+            w.data(e_prof, f"{s}__profile")
             w.figure(plots.performance_profile(e_prof, colors, out / "figures" / f"{s}__profile", formats),
                      "Performance profile across tasks (runs and tasks per method in legend)")
 
