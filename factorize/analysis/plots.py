@@ -60,6 +60,12 @@ def _marker(label: str) -> str:
     return _MARKERS.get(label.partition("/")[0], "o")
 
 
+def _markevery(points: int, index: int) -> tuple[int, int] | int:
+    """About 8 markers per line, staggered by method so coinciding lines show every marker."""
+    every = max(1, points // 8)
+    return (index % every, every) if every > 1 else 1
+
+
 @contextmanager
 def paper_style() -> Iterator[None]:
     """Readable fonts, white grid; scoped so importing factorize never changes global style."""
@@ -105,10 +111,10 @@ def learning_curves(curves: pd.DataFrame, colors: dict[str, str], ylabel: dict[s
         handles: dict[str, object] = {}
         for ax, task in zip(axes.flat, tasks):
             t = curves[curves["env"] == task]
-            for method in order_methods(t["method"]):
+            for i, method in enumerate(order_methods(t["method"])):
                 m = t[t["method"] == method].sort_values("step")
                 (line,) = ax.plot(m["step"], m["mean"], color=colors[method], lw=2, dashes=_dashes(method),
-                                  marker=_marker(method), ms=5, markevery=max(1, len(m) // 8))
+                                  marker=_marker(method), ms=5, markevery=_markevery(len(m), i))
                 ax.fill_between(m["step"], m["ci_low"], m["ci_high"], color=colors[method], alpha=0.2, lw=0)
                 handles.setdefault(method, line)
             ax.set_title(task)
@@ -200,12 +206,13 @@ def performance_profile(prof: pd.DataFrame, colors: dict[str, str], stem: Path,
     """Fraction of runs whose normalised final score exceeds tau, with stratified 95% CI band."""
     with paper_style():
         fig, ax = plt.subplots(figsize=(6.0, 4.2))
-        for method in order_methods(prof["method"]):
+        for i, method in enumerate(order_methods(prof["method"])):
             m = prof[prof["method"] == method].sort_values("tau")
             ax.plot(m["tau"], m["fraction"], color=colors[method], lw=2, dashes=_dashes(method),
-                    marker=_marker(method), ms=5, markevery=max(1, len(m) // 8),
+                    marker=_marker(method), ms=5, markevery=_markevery(len(m), i), drawstyle="steps-post",
                     label=f"{method} (n={int(m['n'].iloc[0])} runs, {int(m['tasks'].iloc[0])} tasks)")
-            ax.fill_between(m["tau"], m["ci_low"], m["ci_high"], color=colors[method], alpha=0.2, lw=0)
+            ax.fill_between(m["tau"], m["ci_low"], m["ci_high"], color=colors[method], alpha=0.2, lw=0,
+                            step="post")
         ax.set_xlabel(r"normalised final score $\tau$")
         ax.set_ylabel(r"fraction of runs with score > $\tau$")
         ax.set_ylim(-0.02, 1.02)
