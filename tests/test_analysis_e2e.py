@@ -5,9 +5,12 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from factorize.analysis import build_report, load_results
 from factorize.config import build_config
-from factorize.train import train
+from factorize.qtable import q_tables
+from factorize.train import load_learner, train
 
 TINY = {"runner.eval_interval": 100, "runner.log_interval": 100, "runner.test_episodes": 2,
         "runner.n_envs": 4, "learner.batch_size": 8, "explore.anneal_steps": 100, "agent.kind": "mlp",
@@ -28,6 +31,14 @@ def test_real_runs_to_report(tmp_path: Path):
     q = df[df["split"] == "qtable"]
     assert len(q[q["metric"].str.startswith("q_tot/s/")]) == 2 * 9
     assert set(q[q["metric"] == "payoff/s/0,0"]["value"]) == {8.0}
+    # ... and they are what `factorize qtable` reports for the same run
+    cfg, learner, _ = load_learner(results / "qmix_s0")
+    expected = np.asarray(q_tables(cfg, learner)["s"]["q_tot"])
+    loaded = q[(q["algo"] == "qmix") & q["metric"].str.startswith("q_tot/s/")]
+    got = np.full(expected.shape, np.nan)
+    for metric, value in zip(loaded["metric"], loaded["value"]):
+        got[tuple(int(i) for i in metric.rsplit("/", 1)[1].split(","))] = value
+    np.testing.assert_array_equal(got, expected)
 
     report = build_report(df, tmp_path / "report", formats=("png",))
     md = (tmp_path / "report" / "report.md").read_text()
