@@ -73,9 +73,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     src = Path(args.results)
     out = Path(args.out) if args.out else Path("report") / (src.parent.name if src.is_file() else src.name)
-    with warnings.catch_warnings(record=True):
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         df = load_results(src)
+    for w in caught:  # skipped runs, missing Q-tables: one line each, stdout stays JSON
+        print(f"factorize: warning: {w.message}", file=sys.stderr)
     report = build_report(df, out)
     skipped = df.attrs.get("skipped", [])
     print(json.dumps({"report": str(out / "report.md"), "runs": int(df["run"].nunique()),
