@@ -18,10 +18,12 @@ TINY = {"runner.eval_interval": 100, "runner.log_interval": 100, "runner.test_ep
 
 
 def test_real_runs_to_report(tmp_path: Path):
-    results = tmp_path / "results" / "tiny"
+    results = tmp_path / "results"
     for algo in ("qmix", "vdn"):
         cfg = build_config(algo, "matrix:qtran", TINY, steps=300, seed=0)
         train(cfg, results / f"{algo}_s0", progress=False)
+        with open(results / f"{algo}_s0" / "config.yaml", "a") as f:  # as `factorize sweep` records it
+            f.write("sweep:\n  experiment: tiny\n  variant: default\n")
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # every run finished: nothing may be skipped
