@@ -82,6 +82,25 @@ def _cmd_qtable(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    import warnings
+
+    from factorize.analysis import build_report, load_results
+
+    src = Path(args.results)
+    out = Path(args.out) if args.out else Path("report") / (src.parent.name if src.is_file() else src.name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = load_results(src)
+    for w in caught:  # skipped runs, missing Q-tables: one line each, stdout stays JSON
+        print(f"factorize: warning: {w.message}", file=sys.stderr)
+    report = build_report(df, out)
+    skipped = df.attrs.get("skipped", [])
+    print(json.dumps({"report": str(out / "report.md"), "runs": int(df["run"].nunique()),
+                      "skipped": [run for run, _, _ in skipped], "figures": len(report.figures)}))
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.what == "algos":
         from factorize.algorithms import ALGORITHMS
@@ -124,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("run")
     q.add_argument("--no-plot", action="store_true", help="skip the heatmap PNG")
     q.set_defaults(func=_cmd_qtable)
+
+    r = sub.add_parser("report", help="tables, figures and report.md from a results directory or results.csv")
+    r.add_argument("results", help="results directory (run dirs below it) or a tidy results.csv")
+    r.add_argument("--out", default=None, help="report directory (default report/<name>)")
+    r.set_defaults(func=_cmd_report)
 
     ls = sub.add_parser("list", help="list algos, envs or experiments")
     ls.add_argument("what", choices=["algos", "envs", "experiments"])

@@ -1,0 +1,294 @@
+"""From the tidy frame to the numbers behind every table and figure (plain DataFrames).
+
+Definitions used throughout:
+- a *method* is an algorithm, or `algo/variant` for a named variant of a sweep (the variants
+  `default` and `full` are the method itself);
+- a task's *score* is the test return (`win_rate` for SMAX, where winning is the goal);
+- *final performance* of a run is its score at its last test evaluation (= summary.json);
+- curves are aligned across seeds by evaluation index (k-th test evaluation), at the median
+  step of that evaluation, since vectorised envs can stop a few steps apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from factorize.analysis import stats
+from factorize.analysis.load import FINISHED
+
+METHOD_ORDER = ["iql", "vdn", "qmix", "qtran", "ow_qmix", "cw_qmix", "qplex"]
+REFERENCE_VARIANTS = ("default", "full")
+"""Variant names that mean "the method as published": a sweep without variants names its one
+variant `default`; the ablation spec names full QMIX `full`."""
+REFERENCE_METHOD = "qmix"
+"""Full QMIX: what each ablated component is measured against."""
+SAMPLE_EFFICIENCY_FRACTION = 0.8
+KNOWN_OPTIMA = {"two_step": 8.0}
+"""Optimal return of games whose optimum is not the max of one payoff table (QMIX paper)."""
+WIN_RATE_FAMILIES = ("smax",)
+
+
+def method_label(algo: str, variant: str) -> str:
+    """`algo` for the reference variant, else `algo/variant` (the algo actually trained)."""
+    return algo if variant in REFERENCE_VARIANTS else f"{algo}/{variant}"
+
+
+def short_label(label: str) -> str:
+    """An ablation row's name: the variant (`no_mixing`, `monotonic_none`), else the method."""
+    return label.split("/", 1)[1] if "/" in label else label
+
+
+def method_sort_key(label: str) -> tuple[int, str, str]:
+    """Fixed method order first (iql ... qplex), unknown algorithms after, variants after their algo."""
+    algo, _, variant = label.partition("/")
+    rank = METHOD_ORDER.index(algo) if algo in METHOD_ORDER else len(METHOD_ORDER)
+    return (rank, algo if rank == len(METHOD_ORDER) else "", variant)
+
+
+def order_methods(labels) -> list[str]:
+    return sorted(set(labels), key=method_sort_key)
+
+
+def score_metric(env: str) -> str:
+    """The metric a task is judged by."""
+    return "win_rate" if env.split(":")[0] in WIN_RATE_FAMILIES else "return_mean"
+
+
+def finished(df: pd.DataFrame) -> pd.DataFrame:
+    out = df[df["status"] == FINISHED].copy()
+    out["method"] = [method_label(a, v) for a, v in zip(out["algo"], out["variant"])]
+    return out
+
+
+def score_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Each finished run's test curve of its task's score metric, with an evaluation index.
+
+    Columns: experiment, env, method, algo, variant, seed, run, eval, step, value.
+    """
+    f = finished(df)
+    f = f[(f["split"] == "test") & (f["metric"] == f["env"].map(score_metric))]
+    f = f.sort_values(["run", "step"], kind="stable")
+    f["eval"] = f.groupby("run").cumcount()
+    return f[["experiment", "env", "method", "algo", "variant", "seed", "run", "eval", "step", "value"]] \
+        .reset_index(drop=True)
+
+
+def final_scores(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished run: its score at its last test evaluation."""
+    curves = score_curves(df)
+    return curves.loc[curves.groupby("run")["eval"].idxmax()].reset_index(drop=True)
+
+
+def _summary_rows(groups: dict[tuple, list[np.ndarray]], names: list[str]) -> pd.DataFrame:
+    rows = [{**dict(zip(names, key)), **stats.summarize(arrs).as_dict()} for key, arrs in groups.items()]
+    return pd.DataFrame(rows, columns=names + list(stats.Summary.__dataclass_fields__))
+
+
+def final_performance(final: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment x task x method: n, mean, std, CI, IQM, IQM CI of final scores."""
+    groups = {k: [g["value"].to_numpy()] for k, g in final.groupby(["experiment", "env", "method"], sort=True)}
+    return _summary_rows(groups, ["experiment", "env", "method"])
+
+
+def normalised_scores(final: pd.DataFrame) -> pd.DataFrame:
+    """Final scores min-max normalised per experiment and task over every run of that task.
+
+    0 is the worst run on the task, 1 the best (1 for all when all runs are equal), so tasks on
+    different scales can be pooled for the across-task IQM and the performance profile.
+    """
+    out = final.copy()
+    g = out.groupby(["experiment", "env"])["value"]
+    lo, hi = g.transform("min"), g.transform("max")
+    span = (hi - lo).where(hi > lo)
+    out["value"] = ((out["value"] - lo) / span).fillna(1.0)
+    return out
+
+
+def aggregate_performance(final: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment x method: IQM/mean of normalised scores pooled over tasks, stratified CI.
+
+    Only methods run on every task of their experiment get an aggregate; a method missing a
+    task would otherwise be compared on easier ground.
+    """
+    norm = normalised_scores(final)
+    groups: dict[tuple, list[np.ndarray]] = {}
+    for exp, e in norm.groupby("experiment", sort=True):
+        tasks = set(e["env"])
+        for method, m in e.groupby("method", sort=True):
+            if set(m["env"]) == tasks:
+                groups[(exp, method)] = [t["value"].to_numpy() for _, t in m.groupby("env", sort=True)]
+    return _summary_rows(groups, ["experiment", "method"])
+
+
+def compute_hours(df: pd.DataFrame) -> pd.Series:
+    """Per experiment: summed wall-clock hours of its finished runs (summary.json time.total_s)."""
+    f = finished(df)
+    t = f[(f["split"] == "summary") & (f["metric"] == "time.total_s")]
+    return t.groupby("experiment")["value"].sum() / 3600.0
+
+
+def mean_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment x task x method x evaluation: median step, n seeds, mean, 95% CI."""
+    rows = []
+    for (exp, env, method, k), g in curves.groupby(["experiment", "env", "method", "eval"], sort=True):
+        v = g["value"].to_numpy()
+        lo, hi = stats.bootstrap_ci([v])
+        rows.append({"experiment": exp, "env": env, "method": method, "eval": k,
+                     "step": int(np.median(g["step"])), "n": len(v), "mean": float(v.mean()),
+                     "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows, columns=["experiment", "env", "method", "eval", "step", "n", "mean", "ci_low", "ci_high"])
+
+
+def sample_efficiency(curves: pd.DataFrame, perf: pd.DataFrame) -> pd.DataFrame:
+    """Env steps until a method's seed-mean test curve reaches the task's threshold.
+
+    threshold = first + 0.8 (best - first): `best` is the best method's mean final score on the
+    task, `first` the mean score of all runs at the first evaluation. Anchoring at `first`
+    keeps "80% of the way" meaningful for negative returns (MPE), where 0.8 x best is *above*
+    best. NaN steps means not reached.
+    """
+    mc = mean_curves(curves)
+    rows = []
+    for (exp, env), task in mc.groupby(["experiment", "env"], sort=True):
+        best = perf[(perf["experiment"] == exp) & (perf["env"] == env)]["mean"].max()
+        first_scores = curves[(curves["experiment"] == exp) & (curves["env"] == env) & (curves["eval"] == 0)]
+        first = float(first_scores["value"].mean())
+        threshold = first + SAMPLE_EFFICIENCY_FRACTION * (best - first)
+        for method, m in task.groupby("method", sort=True):
+            hit = m[m["mean"] >= threshold - 1e-9]
+            rows.append({"experiment": exp, "env": env, "method": method, "threshold": threshold,
+                         "steps_to_threshold": float(hit["step"].min()) if len(hit) else float("nan")})
+    return pd.DataFrame(rows, columns=["experiment", "env", "method", "threshold", "steps_to_threshold"])
+
+
+def ablation_effects(final: pd.DataFrame) -> pd.DataFrame:
+    """Each non-reference method's effect relative to full QMIX, in percent, per task.
+
+    Only experiments with named variants are ablations. Columns: experiment, env, method,
+    n, n_ref, mean, ref_mean, effect_pct, ci_low, ci_high.
+    """
+    ref_label = REFERENCE_METHOD
+    rows = []
+    for exp, e in final.groupby("experiment", sort=True):
+        if e["variant"].isin(REFERENCE_VARIANTS).all():
+            continue
+        for env, t in e.groupby("env", sort=True):
+            ref = t[t["method"] == ref_label]["value"].to_numpy()
+            for method in order_methods(t["method"]):
+                if method == ref_label:
+                    continue
+                v = t[t["method"] == method]["value"].to_numpy()
+                point, lo, hi = stats.relative_effect_ci(v, ref)
+                rows.append({"experiment": exp, "env": env, "method": method, "n": len(v), "n_ref": len(ref),
+                             "mean": float(v.mean()), "ref_mean": float(ref.mean()) if len(ref) else float("nan"),
+                             "effect_pct": point, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows, columns=["experiment", "env", "method", "n", "n_ref", "mean", "ref_mean",
+                                       "effect_pct", "ci_low", "ci_high"])
+
+
+def qtable_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Q-table rows split into columns: kind (q_tot|payoff|greedy|greedy_q_tot), state, cell."""
+    f = finished(df)
+    f = f[f["split"] == "qtable"].copy()
+    parts = f["metric"].str.split("/", n=2, expand=True).reindex(columns=[0, 1, 2])
+    f["kind"], f["state"], f["cell"] = parts[0], parts[1], parts[2].fillna("")
+    return f[["experiment", "env", "method", "seed", "run", "kind", "state", "cell", "value"]].reset_index(drop=True)
+
+
+def _cell_index(cell: str) -> tuple[int, ...]:
+    return tuple(int(i) for i in cell.split(","))
+
+
+def mean_qtables(q: pd.DataFrame) -> dict[tuple[str, str], dict[str, dict[str, np.ndarray]]]:
+    """{(experiment, env): {state: {method or "payoff": mean table over seeds}}}."""
+    out: dict[tuple[str, str], dict[str, dict[str, np.ndarray]]] = {}
+    for (exp, env), g in q[q["kind"].isin(["q_tot", "payoff"])].groupby(["experiment", "env"], sort=True):
+        states: dict[str, dict[str, np.ndarray]] = {}
+        for state, s in g.groupby("state", sort=True):
+            cells = [_cell_index(c) for c in s["cell"]]
+            shape = tuple(np.max(cells, axis=0) + 1)
+            tables: dict[str, np.ndarray] = {}
+            payoff = s[s["kind"] == "payoff"]
+            if len(payoff):
+                first_run = payoff["run"].iloc[0]
+                tables["payoff"] = _to_table(payoff[payoff["run"] == first_run], shape)
+            qs = s[s["kind"] == "q_tot"]
+            for method in order_methods(qs["method"]):
+                m = qs[qs["method"] == method]
+                tables[method] = np.mean([_to_table(r, shape) for _, r in m.groupby("run")], axis=0)
+            states[state] = tables
+        out[(exp, env)] = states
+    return out
+
+
+def modal_greedy(q: pd.DataFrame) -> dict[tuple[str, str], dict[str, dict[str, tuple[tuple[int, ...], int, int]]]]:
+    """{(experiment, env): {state: {method: (joint action most seeds chose, its seeds, seeds)}}}.
+
+    Ties go to the lowest joint action, so the choice is deterministic.
+    """
+    out: dict[tuple[str, str], dict[str, dict[str, tuple[tuple[int, ...], int, int]]]] = {}
+    shapes = {k: tuple(np.max([_cell_index(c) for c in g["cell"]], axis=0) + 1)
+              for k, g in q[q["kind"] == "q_tot"].groupby(["experiment", "env", "state"])}
+    for (exp, env, state, method), g in q[q["kind"] == "greedy"].groupby(
+            ["experiment", "env", "state", "method"], sort=True):
+        counts = g["value"].astype(int).value_counts()
+        flat = int(min(counts[counts == counts.max()].index))
+        idx = tuple(int(i) for i in np.unravel_index(flat, shapes[(exp, env, state)]))
+        out.setdefault((exp, env), {}).setdefault(state, {})[method] = (idx, int(counts[flat]), len(g))
+    return out
+
+
+def _to_table(rows: pd.DataFrame, shape: tuple[int, ...]) -> np.ndarray:
+    t = np.full(shape, np.nan)
+    for cell, value in zip(rows["cell"], rows["value"]):
+        t[_cell_index(cell)] = value
+    return t
+
+
+def action_names(idx: tuple[int, ...]) -> str:
+    return "(" + ",".join(chr(ord("A") + i) for i in idx) + ")"
+
+
+def matrix_games(df: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
+    """Per small game x method: the greedy joint action most seeds chose in each state (with how
+    many seeds chose it), the mean return of the greedy policy, the optimum and the seeds at it.
+
+    The optimum is the payoff table's maximum for single-state games, KNOWN_OPTIMA otherwise.
+    """
+    q = qtable_frame(df)
+    greedy = modal_greedy(q)
+    rows = []
+    for (exp, env), states in sorted(greedy.items()):
+        g = q[(q["experiment"] == exp) & (q["env"] == env)]
+        payoff = g[g["kind"] == "payoff"]
+        optimum = float(payoff["value"].max()) if len(states) == 1 and len(payoff) else KNOWN_OPTIMA.get(env, np.nan)
+        for method in order_methods(m for st in states.values() for m in st):
+            picks = [(st, states[st][method]) for st in sorted(states) if method in states[st]]
+            text = "; ".join((f"{st}:" if len(states) > 1 else "") + f"{action_names(idx)} {k}/{n}"
+                             for st, (idx, k, n) in picks)
+            runs = g[(g["method"] == method) & (g["kind"] == "greedy")]["run"].unique()
+            ret = final[(final["experiment"] == exp) & (final["env"] == env) & (final["run"].isin(runs))]["value"]
+            found = float((np.abs(ret.to_numpy() - optimum) < 1e-6).sum()) if np.isfinite(optimum) else np.nan
+            rows.append({"experiment": exp, "env": env, "method": method, "n": len(runs), "greedy": text,
+                         "return_mean": float(ret.mean()) if len(ret) else float("nan"),
+                         "optimum": optimum, "found_optimum": found})
+    return pd.DataFrame(rows, columns=["experiment", "env", "method", "n", "greedy", "return_mean", "optimum",
+                                       "found_optimum"])
+
+
+def profile(final: pd.DataFrame, taus: np.ndarray) -> pd.DataFrame:
+    """Performance profile per experiment x method over normalised scores (see normalised_scores)."""
+    norm = normalised_scores(final)
+    rows = []
+    for exp, e in norm.groupby("experiment", sort=True):
+        tasks = set(e["env"])
+        for method, m in e.groupby("method", sort=True):
+            if set(m["env"]) != tasks:
+                continue
+            groups = [t["value"].to_numpy() for _, t in m.groupby("env", sort=True)]
+            frac, lo, hi = stats.performance_profile(groups, taus)
+            rows += [{"experiment": exp, "method": method, "tau": float(t), "fraction": float(f),
+                      "ci_low": float(a), "ci_high": float(b), "n": sum(len(x) for x in groups),
+                      "tasks": len(groups)} for t, f, a, b in zip(taus, frac, lo, hi)]
+    return pd.DataFrame(rows, columns=["experiment", "method", "tau", "fraction", "ci_low", "ci_high", "n", "tasks"])

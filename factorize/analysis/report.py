@@ -1,0 +1,192 @@
+"""`factorize report`: one Markdown report with every table and figure, plus the CSVs behind them.
+
+The report is a pure function of the tidy frame (written alongside as `results.csv`), so
+`factorize report <dir>/results.csv` regenerates the same report.md without any run directory.
+Nothing in it depends on where the input came from, the clock or the machine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from factorize.analysis import aggregate as agg
+from factorize.analysis import plots, tables
+from factorize.analysis.load import FINISHED, skipped_runs, write_tidy
+from factorize.analysis.stats import CONFIDENCE, REPS
+from factorize.errors import FactorizeError
+from factorize.experiments.rundir import atomic_write
+
+PROFILE_TAUS = np.linspace(0.0, 1.0, 51)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
+
+
+@dataclass
+class Report:
+    """Where everything went; `markdown` is the text of report.md."""
+
+    out: Path
+    markdown: str = ""
+    figures: list[Path] = field(default_factory=list)
+    tables: list[Path] = field(default_factory=list)
+
+
+class _Writer:
+    def __init__(self, out: Path, formats: Sequence[str]) -> None:
+        self.out = out
+        self.formats = tuple(formats)
+        self.lines: list[str] = []
+        self.report = Report(out)
+
+    def text(self, *lines: str) -> None:
+        self.lines.extend(lines)
+        self.lines.append("")
+
+    def table(self, display: pd.DataFrame, numbers: pd.DataFrame, name: str) -> None:
+        md = tables.write_table(display, numbers, name, self.out / "tables")
+        self.report.tables.append(self.out / "tables" / f"{name}.csv")
+        self.text(md, "", f"[CSV](tables/{name}.csv) · [LaTeX](tables/{name}.tex)")
+
+    def data(self, frame: pd.DataFrame, name: str) -> None:
+        """The numbers behind a figure, as tables/<name>.csv."""
+        (self.out / "tables").mkdir(parents=True, exist_ok=True)
+        atomic_write(self.out / "tables" / f"{name}.csv", frame.to_csv(index=False, lineterminator="\n"))
+        self.report.tables.append(self.out / "tables" / f"{name}.csv")
+
+    def figure(self, png: Path | None, caption: str) -> None:
+        if png is None:
+            return
+        self.report.figures.append(png)
+        rel = png.relative_to(self.out).as_posix()
+        others = " · ".join(f"[{fmt.upper()}]({Path(rel).with_suffix('.' + fmt).as_posix()})"
+                            for fmt in self.formats[1:])
+        self.text(f"![{caption}]({rel})", f"*{caption}*" + (f" ({others})" if others else ""))
+
+
+def _only(frame: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    return frame[frame["experiment"] == experiment]
+
+
+def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plots.FORMATS) -> Report:
+    """Write report.md, results.csv, tables/ and figures/ under `out`.
+
+    formats: figure file types; the first is embedded in report.md (PNG unless told otherwise).
+    """
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_tidy(df, out / "results.csv")
+    except OSError as exc:
+        raise FactorizeError(f"--out: cannot write to {out}: {exc.strerror}") from None
+    w = _Writer(out, formats)
+
+    curves = agg.score_curves(df)
+    final = agg.final_scores(df)
+    perf = agg.final_performance(final)
+    aggregate = agg.aggregate_performance(final)
+    mcurves = agg.mean_curves(curves)
+    efficiency = agg.sample_efficiency(curves, perf)
+    effects = agg.ablation_effects(final)
+    games = agg.matrix_games(df, final)
+    q = agg.qtable_frame(df)
+    qmeans = agg.mean_qtables(q)
+    greedy = agg.modal_greedy(q)
+    prof = agg.profile(final, PROFILE_TAUS)
+    hours = agg.compute_hours(df)
+    colors = plots.palette(list(final["method"]) + list(agg.finished(df)["method"]))
+
+    runs = df[["run", "status"]].drop_duplicates()
+    n_finished = int((runs["status"] == FINISHED).sum())
+    experiments = sorted(df["experiment"].unique())
+    w.text("# factorize report")
+    w.text(
+        f"{len(runs)} run(s) in {len(experiments)} experiment(s): {n_finished} finished, "
+        f"{len(runs) - n_finished} not used. Score = test return (win rate on SMAX) of greedy "
+        "policies; final = at the last test evaluation. Intervals are "
+        f"{int(CONFIDENCE * 100)}% percentile bootstrap CIs over seeds ({REPS} resamples); "
+        "IQM = interquartile mean (Agarwal et al. 2021); n = number of seeds. "
+        f"A method not run on a task shows {tables.MISSING}.",
+        "Tidy data behind everything: [results.csv](results.csv).",
+    )
+    skipped = skipped_runs(df)
+    if skipped:
+        listed = pd.DataFrame(skipped, columns=["run", "status", "reason"]).replace(r"\|", r"\\|", regex=True)
+        w.text("## Runs not used", "", listed.to_markdown(index=False))
+
+    for exp in experiments:
+        s = slug(exp)
+        e_final, e_perf = _only(final, exp), _only(perf, exp)
+        w.text(f"## Experiment `{exp}`")
+        if e_final.empty:
+            w.text("No finished runs.")
+            continue
+        tasks = sorted(e_final["env"].unique())
+        compute = f"; {hours[exp]:.2f} h of training (sum over runs)" if exp in hours.index else ""
+        w.text(f"{e_final['run'].nunique()} finished run(s), {e_final['method'].nunique()} method(s), "
+               f"{len(tasks)} task(s){compute}.")
+        w.text("### Final performance",
+               "Cells: mean [95% CI]; IQM." + (" Last column: IQM of final scores min-max normalised per "
+                                                "task, pooled over tasks, stratified bootstrap CI."
+                                                if len(tasks) > 1 else ""))
+        w.table(tables.final_table(e_perf, _only(aggregate, exp)),
+                pd.concat([e_perf, _only(aggregate, exp).assign(env="all tasks (normalised)")], ignore_index=True),
+                f"{s}__final")
+
+        e_curves = _only(mcurves, exp)
+        ylabel = {t: "test win rate" if agg.score_metric(t) == "win_rate" else "test return" for t in tasks}
+        w.data(e_curves, f"{s}__curves")
+        w.text("### Learning curves")
+        w.figure(plots.learning_curves(e_curves, colors, ylabel, out / "figures" / f"{s}__curves", formats),
+                 "Test score vs env steps, mean and 95% CI over seeds (n in legend)")
+
+        w.text("### Final performance and sample efficiency",
+               "Steps to 80%: env steps until the seed-mean test curve first gets 80% of the way from "
+               "the mean score at the first evaluation to the best method's mean final score on the task.")
+        e_eff = _only(efficiency, exp)
+        w.table(tables.baseline_table(e_perf, e_eff), e_perf.merge(e_eff, on=["experiment", "env", "method"],
+                                                                   how="left"), f"{s}__baselines")
+
+        e_eff_abl = _only(effects, exp)
+        if not e_eff_abl.empty:
+            w.text("### Ablation",
+                   f"Effect of each change on the final score relative to full "
+                   f"{agg.REFERENCE_METHOD}: 100 (mean - mean_ref) / |mean_ref|, positive = "
+                   "better, 95% CI resampling both sets of seeds.")
+            w.table(tables.ablation_table(e_eff_abl, e_perf), e_eff_abl, f"{s}__ablation")
+            w.figure(plots.ablation_points(e_eff_abl, out / "figures" / f"{s}__ablation", formats),
+                     "Ablation effects with 95% CI (n seeds per task in legend)")
+
+        e_games = _only(games, exp)
+        if not e_games.empty:
+            w.text("### Matrix games",
+                   "Greedy joint action: the agents' own argmaxes (most seeds; per state for multi-step "
+                   "games). Seeds at optimum: final greedy return equals the game's optimum.")
+            w.table(tables.matrix_table(e_games), e_games, f"{s}__matrix_games")
+            e_q = _only(q, exp)
+            w.data(e_q, f"{s}__qtables")
+            for env in sorted(e_games["env"].unique()):
+                seeds = e_games[e_games["env"] == env].set_index("method")["n"].astype(int).to_dict()
+                png = plots.qtable_heatmaps(qmeans.get((exp, env), {}), greedy.get((exp, env), {}), seeds, env,
+                                            out / "figures" / f"{s}__qtable__{slug(env)}", formats)
+                w.figure(png, f"{env}: payoff and mean learned Q_tot per method (n seeds in titles)")
+
+        e_prof = _only(prof, exp)
+        if len(tasks) > 1 and not e_prof.empty:
+            w.text("### Performance profile",
+                   "Fraction of runs whose normalised final score exceeds tau, tasks weighted equally, "
+                   "stratified bootstrap 95% CI; only methods run on every task.")
+            w.data(e_prof, f"{s}__profile")
+            w.figure(plots.performance_profile(e_prof, colors, out / "figures" / f"{s}__profile", formats),
+                     "Performance profile across tasks (runs and tasks per method in legend)")
+
+    w.report.markdown = "\n".join(w.lines).rstrip() + "\n"
+    atomic_write(out / "report.md", w.report.markdown)
+    return w.report

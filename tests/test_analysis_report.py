@@ -1,0 +1,290 @@
+"""Tables, report and `factorize report` on synthetic run directories with known numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from factorize.analysis import SkippedRun, build_report, load_results, tables
+from factorize.analysis import aggregate as agg
+from factorize.cli import main
+from factorize.experiments.rundir import METRIC_COLUMNS
+
+QTRAN_GAME = "matrix:qtran"
+SPREAD = "mpe:simple_spread_v3"
+
+
+def make_run(
+    root: Path,
+    algo: str,
+    env: str,
+    seed: int,
+    test: Sequence[tuple[int, float]],
+    *,
+    variant: str | None = None,
+    experiment: str | None = None,
+    sweep_mapping: bool = False,
+    status: str | None = "finished",
+    error: str | None = None,
+    qtable: dict[str, Any] | None = None,
+) -> Path:
+    """A synthetic run dir as `factorize train` writes it: config.yaml, metrics.csv with test
+    evaluations `(step, return)` (+ a train row each), summary.json (none when status is None).
+
+    Laid out as a sweep does: `<root>/<env>/<algo>/<variant>/s<seed>`. `qtable` is written as
+    qtable.json (the `factorize qtable` JSON, `states` mapping).
+    """
+    path = root / env.replace(":", "-") / algo / (variant or "default") / f"s{seed}"
+    path.mkdir(parents=True)
+    cfg: dict[str, Any] = {"algo": {"name": algo}, "env": {"name": env}, "seed": seed, "steps": test[-1][0],
+                           "mixer": {"monotonic": "abs", "hypernet": True}, "learner": {"lr": 5e-4},
+                           "provenance": {"git_commit": None}}
+    sweep = {k: v for k, v in {"experiment": experiment, "variant": variant}.items() if v is not None}
+    if sweep_mapping and sweep:
+        cfg["sweep"] = {**sweep, "overrides": {}}
+    else:
+        cfg.update(sweep)
+    (path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    lines = [",".join(METRIC_COLUMNS)]
+    for step, value in test:
+        lines.append(f"{step},{step},train,{value - 1},0.0,0.5,1.0,0.1,1.0")
+        lines.append(f"{step},{step},test,{value},0.0,,,0.0,1.0")
+    (path / "metrics.csv").write_text("\n".join(lines) + "\n")
+    if status is not None:
+        summary = {"status": status, "algo": algo, "env": env, "seed": seed, "steps": test[-1][0],
+                   "test_return_mean": test[-1][1], "test_win_rate": 0.0}
+        (path / "summary.json").write_text(json.dumps(summary))
+    if error is not None:
+        (path / "error.txt").write_text(f"Traceback ...\n{error}\n")
+    if qtable is not None:
+        (path / "qtable.json").write_text(json.dumps({"algo": algo, "env": env, "states": qtable}))
+    return path
+
+
+def _qtable(greedy: list[int], offset: float = 0.0) -> dict:
+    return {"s": {"q_tot": [[offset + 3 * i + j for j in range(3)] for i in range(3)], "greedy": greedy,
+                  "greedy_q_tot": 0.0}}
+
+
+@pytest.fixture()
+def results(tmp_path: Path) -> Path:
+    """An ablation sweep with 2 seeds per cell (so each 95% CI is exactly [min, max]).
+
+    Variants as in the ablation spec: `full` QMIX (the reference), `no_mixing` (trains VDN),
+    `no_hypernet`. matrix:qtran test curves (steps 100, 200, 300):
+      qmix/full        0 -> 4 -> 8 and 0 -> 4 -> 6    final 8, 6
+      vdn/no_mixing    0 -> 2 -> 0 both               final 0, 0
+      qmix/no_hypernet 0 -> 4 -> 4 both               final 4, 4   (only on this task)
+    simple_spread (negative returns): qmix -100, -100; vdn -50, -50.
+    Plus one failed run that must be listed, not counted.
+    """
+    root = tmp_path / "ablation"
+    for seed, last in ((0, 8.0), (1, 6.0)):
+        make_run(root, "qmix", QTRAN_GAME, seed, [(100, 0.0), (200, 4.0), (300, last)], experiment="ablation",
+                 variant="full", sweep_mapping=True, qtable=_qtable([0, 0] if last == 8.0 else [1, 1], offset=seed))
+        make_run(root, "vdn", QTRAN_GAME, seed, [(100, 0.0), (200, 2.0), (300, 0.0)], experiment="ablation",
+                 variant="no_mixing", qtable=_qtable([1, 1]))
+        make_run(root, "qmix", QTRAN_GAME, seed, [(100, 0.0), (200, 4.0), (300, 4.0)], variant="no_hypernet",
+                 experiment="ablation", sweep_mapping=True, qtable=_qtable([2, 2]))
+        make_run(root, "qmix", SPREAD, seed, [(100, -150.0), (200, -100.0)], experiment="ablation", variant="full",
+                 sweep_mapping=True)
+        make_run(root, "vdn", SPREAD, seed, [(100, -150.0), (200, -50.0)], experiment="ablation",
+                 variant="no_mixing")
+    make_run(root, "qmix", SPREAD, 2, [(100, -500.0)], experiment="ablation", variant="full", status="failed",
+             error="ValueError: loss diverged")
+    make_run(root, "vdn", SPREAD, 3, [(100, -500.0)], experiment="ablation", variant="no_mixing", status=None)
+    return root
+
+
+def _load(path: Path) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedRun)
+        return load_results(path)
+
+
+def test_load_results_is_tidy_and_reads_sweep_keys(results: Path):
+    with pytest.warns(SkippedRun) as caught:
+        df = load_results(results)
+    assert {"experiment", "algo", "variant", "env", "seed", "step", "split", "metric", "value",
+            "mixer.monotonic", "learner.lr"} <= set(df.columns)
+    assert set(df["variant"]) == {"full", "no_mixing", "no_hypernet"}  # top level or under `sweep:`
+    assert set(df["split"]) >= {"train", "test", "qtable"}
+    skipped = {run: status for run, status, _ in df.attrs["skipped"]}
+    assert skipped == {"mpe-simple_spread_v3/qmix/full/s2": "failed",
+                       "mpe-simple_spread_v3/vdn/no_mixing/s3": "incomplete"}
+    assert any("loss diverged" in str(w.message) for w in caught)
+    row = df[(df["run"] == "matrix-qtran/qmix/full/s0") & (df["split"] == "test") & (df["metric"] == "return_mean")]
+    assert row.sort_values("step")["value"].tolist() == [0.0, 4.0, 8.0]
+    steps = df[(df["run"] == "matrix-qtran/qmix/full/s0") & (df["split"] == "summary") & (df["metric"] == "steps")]
+    assert steps["value"].tolist() == [300.0]  # summary.json's numbers are rows too
+
+
+def test_unreadable_config_is_listed_as_failed(tmp_path: Path):
+    make_run(tmp_path / "exp", "qmix", QTRAN_GAME, 0, [(100, 1.0)])
+    bad = make_run(tmp_path / "exp", "vdn", QTRAN_GAME, 0, [(100, 1.0)])
+    (bad / "config.yaml").write_text("algo: [unclosed\n")
+    with pytest.warns(SkippedRun, match="config.yaml unreadable"):
+        df = load_results(tmp_path / "exp")
+    assert df.attrs["skipped"] == [("matrix-qtran/vdn/default/s0", "failed", "config.yaml unreadable")]
+
+
+def test_experiment_defaults_to_directory_name(tmp_path: Path):
+    make_run(tmp_path / "mysweep", "iql", QTRAN_GAME, 0, [(100, 1.0)])
+    df = _load(tmp_path / "mysweep")
+    assert set(df["experiment"]) == {"mysweep"} and set(df["variant"]) == {"default"}
+
+
+def test_stale_error_file_of_a_resumed_run_is_ignored(tmp_path: Path):
+    run = make_run(tmp_path / "exp", "qmix", QTRAN_GAME, 0, [(100, 1.0)], error="killed")
+    old = (run / "summary.json").stat().st_mtime - 60
+    os.utime(run / "error.txt", (old, old))
+    df = load_results(tmp_path / "exp")
+    assert set(df["status"]) == {"finished"} and df.attrs["skipped"] == []
+
+
+def test_final_table_cells_equal_hand_computed(results: Path):
+    df = _load(results)
+    final = agg.final_scores(df)
+    perf = agg.final_performance(final)
+    table = tables.final_table(perf, agg.aggregate_performance(final)).set_index("method")
+    # two seeds: mean, CI [min, max], IQM = mean
+    assert table.loc["qmix", QTRAN_GAME] == "7.00 [6.00, 8.00]; IQM 7.00"
+    assert table.loc["vdn/no_mixing", QTRAN_GAME] == "0.00 [0.00, 0.00]; IQM 0.00"
+    assert table.loc["qmix", SPREAD] == "-100.00 [-100.00, -100.00]; IQM -100.00"
+    assert table.loc["vdn/no_mixing", SPREAD] == "-50.00 [-50.00, -50.00]; IQM -50.00"
+    # the failed run (-500) and the unfinished one are not counted
+    assert table.loc["qmix", "seeds"] == "2"
+    # absent from a task: shown as missing, not zero, and no aggregate over fewer tasks
+    assert table.loc["qmix/no_hypernet", SPREAD] == tables.MISSING
+    assert table.loc["qmix/no_hypernet", "all tasks: IQM (normalised)"] == tables.MISSING
+    # normalised per task over runs (qtran: 0..8, spread: -100..-50): vdn -> {0,0} and {1,1}
+    assert table.loc["vdn/no_mixing", "all tasks: IQM (normalised)"] == "0.50 [0.50, 0.50]"
+
+
+def test_ablation_table_is_percent_of_full_qmix(results: Path):
+    df = _load(results)
+    final = agg.final_scores(df)
+    effects = agg.ablation_effects(final)
+    table = tables.ablation_table(effects, agg.final_performance(final)).set_index("component removed")
+    # qtran: vdn 0 vs qmix 7 -> -100%; no_hypernet 4 vs 7 -> -42.9%
+    assert table.loc["no_mixing", QTRAN_GAME].startswith("-100.0% [")
+    e = effects.set_index(["env", "method"])
+    assert e.loc[(QTRAN_GAME, "qmix/no_hypernet"), "effect_pct"] == pytest.approx(100 * (4 - 7) / 7)
+    lo, hi = e.loc[(QTRAN_GAME, "qmix/no_hypernet"), ["ci_low", "ci_high"]]
+    assert lo == pytest.approx(100 * (4 - 8) / 8) and hi == pytest.approx(100 * (4 - 6) / 6)
+    # negative returns: -50 vs -100 is +50% (better), exactly (both groups constant)
+    assert table.loc["no_mixing", SPREAD] == "50.0% [50.0, 50.0]"
+    assert table.loc["no_hypernet", SPREAD] == tables.MISSING
+    assert table.iloc[0][QTRAN_GAME] == "7.00 [6.00, 8.00]"
+
+
+def test_baseline_table_sample_efficiency(results: Path):
+    df = _load(results)
+    curves, final = agg.score_curves(df), agg.final_scores(df)
+    perf = agg.final_performance(final)
+    table = tables.baseline_table(perf, agg.sample_efficiency(curves, perf)).set_index(["task", "method"])
+    # qtran: first evaluation 0, best final mean 7 -> threshold 5.6; qmix mean curve 0, 4, 7
+    assert table.loc[(QTRAN_GAME, "qmix"), "steps to 80%"] == "300"
+    assert table.loc[(QTRAN_GAME, "vdn/no_mixing"), "steps to 80%"] == "not reached"
+    assert table.loc[(QTRAN_GAME, "qmix/no_hypernet"), "steps to 80%"] == "not reached"
+    # spread: first -150, best -50 -> threshold -70: vdn reaches it at 200, qmix (-100) never
+    assert table.loc[(SPREAD, "vdn/no_mixing"), "steps to 80%"] == "200"
+    assert table.loc[(SPREAD, "qmix"), "steps to 80%"] == "not reached"
+    assert table.loc[(SPREAD, "vdn/no_mixing"), "final (mean [95% CI])"] == "-50.00 [-50.00, -50.00]"
+
+
+def test_matrix_game_table(results: Path):
+    df = _load(results)
+    games = tables.matrix_table(agg.matrix_games(df, agg.final_scores(df))).set_index("method")
+    # the payoff comes from the env (QTRAN game: optimum 8); qmix seed 0 returned 8
+    assert games.loc["qmix", "optimum"] == "8.00"
+    assert games.loc["qmix", "seeds at optimum"] == "1/2"
+    assert games.loc["vdn/no_mixing", "greedy joint action (seeds)"] == "(B,B) 2/2"
+    assert games.loc["vdn/no_mixing", "seeds at optimum"] == "0/2"
+    assert games.loc["qmix/no_hypernet", "greedy joint action (seeds)"] == "(C,C) 2/2"
+    # a tie between (A,A) and (B,B) goes to the lower joint action
+    assert games.loc["qmix", "greedy joint action (seeds)"] == "(A,A) 1/2"
+    assert games.loc["qmix", "return of greedy policy (mean)"] == "7.00"
+
+
+def test_matrix_game_table_multi_state(tmp_path: Path):
+    def tables(first: list[int]) -> dict:
+        square = [[0.0, 1.0], [1.0, 8.0]]
+        return {"1": {"q_tot": square, "greedy": first}, "2A": {"q_tot": square, "greedy": [0, 0]},
+                "2B": {"q_tot": square, "greedy": [1, 1]}}
+
+    make_run(tmp_path / "g", "qmix", "two_step", 0, [(100, 8.0)], qtable=tables([1, 1]))
+    make_run(tmp_path / "g", "qmix", "two_step", 1, [(100, 7.0)], qtable=tables([0, 1]))
+    df = _load(tmp_path / "g")
+    games = agg.matrix_games(df, agg.final_scores(df)).set_index("method")
+    # per state: the modal action and its seeds; the optimum of two_step (8) is a known constant
+    assert games.loc["qmix", "greedy"] == "1:(A,B) 1/2; 2A:(A,A) 2/2; 2B:(B,B) 2/2"
+    assert games.loc["qmix", "optimum"] == 8.0 and games.loc["qmix", "found_optimum"] == 1.0
+
+
+def test_report_from_tidy_csv_alone_is_identical(results: Path, tmp_path: Path):
+    """A report from the run dirs, then one from its results.csv alone: same report, same CSVs."""
+    r1, r2 = tmp_path / "r1", tmp_path / "r2"
+    first = build_report(_load(results), r1, formats=("png",))
+    second = build_report(_load(r1 / "results.csv"), r2, formats=("png",))
+    md = (r1 / "report.md").read_text()
+    assert second.markdown == first.markdown == md
+    csvs = sorted(p.name for p in (r1 / "tables").glob("*.csv"))
+    assert csvs and csvs == sorted(p.name for p in (r2 / "tables").glob("*.csv"))
+    for name in csvs:
+        assert (r2 / "tables" / name).read_text() == (r1 / "tables" / name).read_text(), name
+    figures = sorted(p.name for p in first.figures)
+    assert figures == ["ablation__ablation.png", "ablation__curves.png", "ablation__profile.png",
+                       "ablation__qtable__matrix-qtran.png"]
+    for name in figures:
+        assert f"(figures/{name})" in md
+    assert "mpe-simple_spread_v3/qmix/full/s2" in md and "loss diverged" in md  # failed runs are listed
+
+
+def test_cli_report_on_a_directory_and_on_its_csv(tmp_path: Path, capsys):
+    make_run(tmp_path / "res", "qmix", SPREAD, 0, [(100, -20.0), (200, -10.0)])
+    make_run(tmp_path / "res", "vdn", SPREAD, 0, [(100, -20.0)], status="failed", error="boom")
+    assert main(["report", str(tmp_path / "res"), "--out", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["skipped"] == ["mpe-simple_spread_v3/vdn/default/s0"]
+    assert captured.err.strip() == "factorize: warning: mpe-simple_spread_v3/vdn/default/s0: failed (boom)"
+    assert (tmp_path / "a" / "figures" / "res__curves.png").is_file()
+    assert (tmp_path / "a" / "figures" / "res__curves.pdf").is_file()
+    assert main(["report", str(tmp_path / "a" / "results.csv"), "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "report.md").read_text() == (tmp_path / "a" / "report.md").read_text()
+
+
+def test_cli_report_unwritable_out_exits_2(results: Path, tmp_path: Path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["report", str(results), "--out", str(blocker / "sub")]) == 2
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("factorize: error:")]
+    assert len(errors) == 1 and errors[0].startswith("factorize: error: --out:")
+
+
+@pytest.mark.parametrize("kind", ["empty", "not_results", "missing", "bad_csv", "text_file"])
+def test_cli_report_bad_input_exits_2_with_one_line(kind: str, tmp_path: Path, capsys):
+    target = tmp_path / "x"
+    if kind == "empty":
+        target.mkdir()
+    elif kind == "not_results":
+        target.mkdir()
+        (target / "notes.txt").write_text("hello")
+    elif kind == "bad_csv":
+        target = tmp_path / "x.csv"
+        target.write_text("a,b\n1,2\n")
+    elif kind == "text_file":
+        target = tmp_path / "x.txt"
+        target.write_text("a,b\n1,2\n")
+    assert main(["report", str(target), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("factorize: error: results:")
+    assert not (tmp_path / "out" / "report.md").exists()
