@@ -442,7 +442,7 @@ def validate(cfg: RunConfig) -> None:
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a config from `config.yaml`, validating every field as an override would."""
     cfg = RunConfig()
-    flat = _flatten({k: v for k, v in data.items() if k != "provenance"})
+    flat = _flatten({k: v for k, v in data.items() if k not in ("provenance", "sweep")})
     apply_overrides(cfg, flat)
     validate(cfg)
     return cfg

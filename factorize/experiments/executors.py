@@ -59,7 +59,8 @@ class LocalExecutor:
         run_dir = Path(task.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "factorize.experiments.worker", "--parent", str(os.getpid())]
+        cmd = [sys.executable, "-m", "factorize.experiments.worker", "--parent", str(os.getpid()),
+               "--run-dir", task.run_dir]
         with open(run_dir / WORKER_LOG, "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT)
             with self._lock:

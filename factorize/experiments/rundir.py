@@ -25,11 +25,6 @@ from factorize.errors import FactorizeError
 
 METRIC_COLUMNS = ["step", "episode", "split", "return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "wall_s"]
 CHECKPOINT = "checkpoint.pt"
-SWEEP_FILE = "sweep.yaml"
-"""Written by a sweep before training: experiment, variant, overrides, config hash, execution."""
-ERROR_FILE = "error.txt"
-META_KEYS = ("provenance", "sweep")
-"""Sections of config.yaml that describe a run rather than configure it."""
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -68,17 +63,6 @@ def _version(package: str) -> str | None:
 ENV_PACKAGES = ("pettingzoo", "mpe2", "lbforaging", "rware", "jaxmarl", "gymnasium")
 
 
-ENV_FAMILY_PACKAGES = {"mpe": "mpe2", "pettingzoo": "pettingzoo", "lbf": "lbforaging", "rware": "rware",
-                       "smax": "jaxmarl"}
-"""The package behind each env family; families not listed are built into factorize."""
-
-
-def env_package(env_name: str) -> dict[str, str | None]:
-    """The package (and its installed version) that implements env `env_name`."""
-    package = ENV_FAMILY_PACKAGES.get(env_name.partition(":")[0], "factorize")
-    return {"name": package, "version": _version(package)}
-
-
 def provenance() -> dict[str, Any]:
     """What produced a run: library versions, the git commit, the machine."""
     return {
@@ -90,6 +74,20 @@ def provenance() -> dict[str, Any]:
         "git_commit": _git_commit(),
         "machine": platform.machine(),
     }
+
+
+SWEEP_FILE = "sweep.yaml"
+"""Written by a sweep before training (experiment, variant, overrides, config hash); copied into
+config.yaml under `sweep:`."""
+
+
+def read_mapping(path: Path) -> dict[str, Any] | None:
+    """A YAML mapping, or None when the file is missing, unreadable or not a mapping."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 class RunDir:
@@ -109,8 +107,8 @@ class RunDir:
         except OSError as exc:
             raise FactorizeError(f"--out: cannot write to {rd.path}: {exc.strerror}") from None
         data = {**cfg.to_dict(), "provenance": provenance()}
-        sweep = rd.sweep_meta()
-        if sweep is not None:
+        sweep = read_mapping(rd.path / SWEEP_FILE)
+        if sweep is not None:  # the run is part of a sweep: say where it sits (experiment, variant, ...)
             data["sweep"] = sweep
         atomic_write(rd.path / "config.yaml", yaml.safe_dump(data, sort_keys=False))
         return rd
@@ -122,28 +120,7 @@ class RunDir:
         data = yaml.safe_load(path.read_text())
         if not isinstance(data, dict):
             raise FactorizeError(f"run: {path} is not a config mapping")
-        return config_from_dict({k: v for k, v in data.items() if k not in META_KEYS})
-
-    def _read(self, name: str, parse: Any) -> Any:
-        """A file's parsed content, or None when it is missing or unreadable."""
-        try:
-            return parse((self.path / name).read_text())
-        except (OSError, ValueError, yaml.YAMLError):
-            return None
-
-    def sweep_meta(self) -> dict[str, Any] | None:
-        data = self._read(SWEEP_FILE, yaml.safe_load)
-        return data if isinstance(data, dict) else None
-
-    def write_sweep_meta(self, meta: dict[str, Any]) -> None:
-        atomic_write(self.path / SWEEP_FILE, yaml.safe_dump(meta, sort_keys=False))
-
-    def summary(self) -> dict[str, Any] | None:
-        data = self._read("summary.json", json.loads)
-        return data if isinstance(data, dict) else None
-
-    def write_error(self, text: str) -> None:
-        atomic_write(self.path / ERROR_FILE, text if text.endswith("\n") else text + "\n")
+        return config_from_dict(data)
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         buf = io.StringIO()

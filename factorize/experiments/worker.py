@@ -6,7 +6,8 @@ the traceback to `error.txt` instead of raising, so one failed run never stops t
 Whether a run is complete is read back from its directory (`read_outcome`), the single source
 of truth for skipping, resuming and reporting.
 
-Run as `python -m factorize.experiments.worker --parent PID` with the task as JSON on stdin.
+Run as `python -m factorize.experiments.worker --parent PID --run-dir DIR` with the task as JSON
+on stdin.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from factorize.errors import FactorizeError
+from factorize.experiments import runstate
 from factorize.experiments.plan import RunTask, config_hash
-from factorize.experiments.rundir import CHECKPOINT, ERROR_FILE, RunDir, env_package
 
 INCOMPLETE = "incomplete"
 FAILED = "failed"
@@ -54,36 +55,34 @@ def sweep_meta(task: RunTask) -> dict[str, Any]:
         "seed": task.seed,
         "budget": task.budget,
         "config_hash": task.config_hash,
-        "env_package": env_package(task.env),
+        "env_package": runstate.env_package(task.env),
         **task.meta,
     }
 
 
 def is_complete(task: RunTask) -> bool:
     """A summary exists and was written under this task's config hash."""
-    rd = RunDir(task.run_dir)
-    meta = rd.sweep_meta()
-    return meta is not None and meta.get("config_hash") == task.config_hash and rd.summary() is not None
+    return runstate.completed_hash(Path(task.run_dir)) == task.config_hash
 
 
 def read_outcome(task: RunTask, wall_s: float | None = None) -> RunOutcome:
-    rd = RunDir(task.run_dir)
+    """A run's status as its directory records it."""
+    run_dir = Path(task.run_dir)
     if is_complete(task):
-        summary = rd.summary() or {}
-        wall = summary.get("time", {}).get("total_s") if isinstance(summary.get("time"), dict) else None
+        summary = runstate.read_summary(run_dir) or {}
+        timing = summary.get("time")
+        wall = timing.get("total_s") if isinstance(timing, dict) else None
         return RunOutcome(task.run_id, str(summary.get("status", "finished")), None, wall or wall_s)
-    error = rd.path / ERROR_FILE
-    if error.is_file():
-        lines = [ln for ln in error.read_text(errors="replace").splitlines() if ln.strip()]
-        return RunOutcome(task.run_id, FAILED, lines[-1] if lines else "failed", wall_s)
+    error = runstate.read_error(run_dir)
+    if error is not None:
+        return RunOutcome(task.run_id, FAILED, error, wall_s)
     return RunOutcome(task.run_id, INCOMPLETE, None, wall_s)
 
 
 def record_crash(task: RunTask, message: str) -> RunOutcome:
     """For a worker that died without recording anything (killed, out of memory, segfault)."""
-    rd = RunDir(task.run_dir)
-    rd.path.mkdir(parents=True, exist_ok=True)
-    rd.write_error(message)
+    Path(task.run_dir).mkdir(parents=True, exist_ok=True)
+    runstate.write_error(Path(task.run_dir), message)
     return RunOutcome(task.run_id, FAILED, message.splitlines()[0])
 
 
@@ -101,18 +100,24 @@ def _train(cfg: Any, out: Path, resume: bool) -> dict[str, Any]:
 
 
 def _prepare(task: RunTask) -> bool:
-    """Clear what a previous attempt left; True when its checkpoint may be resumed."""
-    rd = RunDir(task.run_dir)
-    rd.path.mkdir(parents=True, exist_ok=True)
-    for tmp in rd.path.glob(".*.tmp"):  # an atomic write cut short by a kill
+    """Clear what a previous attempt left; True when that attempt's checkpoints may be resumed.
+
+    An attempt under the same config hash keeps its checkpoints (and loses only its stale
+    summary or error); a directory from another config, or of unknown origin, is emptied.
+    """
+    run_dir = Path(task.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for tmp in run_dir.glob(".*.tmp"):  # an atomic write cut short by a kill
         tmp.unlink(missing_ok=True)
-    previous = rd.sweep_meta()
+    previous = runstate.read_sweep_meta(run_dir)
     same = previous is not None and previous.get("config_hash") == task.config_hash
-    stale = ["summary.json", ERROR_FILE] + ([] if same else [CHECKPOINT])
-    for name in stale:
-        (rd.path / name).unlink(missing_ok=True)
-    rd.write_sweep_meta(sweep_meta(task))
-    return same and (rd.path / CHECKPOINT).is_file()
+    if same:
+        for name in (runstate.SUMMARY_FILE, runstate.ERROR_FILE):
+            (run_dir / name).unlink(missing_ok=True)
+    else:
+        runstate.clear(run_dir)
+    runstate.write_sweep_meta(run_dir, sweep_meta(task))
+    return same and any(run_dir.glob("checkpoint*"))  # checkpoint.pt or checkpoints/
 
 
 def execute(task: RunTask) -> RunOutcome:
@@ -129,7 +134,7 @@ def execute(task: RunTask) -> RunOutcome:
             )
         _train(cfg, Path(task.run_dir), resume)
     except Exception:  # noqa: BLE001 - any failure of one run is recorded, the sweep goes on
-        RunDir(task.run_dir).write_error(traceback.format_exc())
+        runstate.write_error(Path(task.run_dir), traceback.format_exc())
     return read_outcome(task, time.perf_counter() - t0)
 
 
@@ -148,6 +153,7 @@ def _exit_when_orphaned(parent: int, poll_s: float = 0.2) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m factorize.experiments.worker")
     parser.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
+    parser.add_argument("--run-dir", default=None, help="informational: names the run in `ps`")
     args = parser.parse_args(argv)
     if args.parent is not None:
         _exit_when_orphaned(args.parent)
