@@ -41,6 +41,22 @@ def _exit_text(code: int) -> str:
     return f"exited with status {code}"
 
 
+def _feed_and_wait(proc: subprocess.Popen[bytes], data: bytes) -> float | None:
+    """Send the task on stdin, wait, and return the child's CPU seconds (POSIX; None elsewhere)."""
+    if not hasattr(os, "wait4"):
+        proc.communicate(data)
+        return None
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except BrokenPipeError:  # the child died before reading its task; its exit status says why
+        pass
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
 class LocalExecutor:
     """`workers` runs at a time, each `python -m factorize.experiments.worker` in its own process.
 
@@ -66,7 +82,7 @@ class LocalExecutor:
             with self._lock:
                 self._children.add(proc)
             try:
-                proc.communicate(task.to_json().encode())
+                cpu_s = _feed_and_wait(proc, task.to_json().encode())
             finally:
                 with self._lock:
                     self._children.discard(proc)
@@ -76,6 +92,7 @@ class LocalExecutor:
         if outcome.status == INCOMPLETE:
             outcome = record_crash(task, f"worker process {_exit_text(proc.returncode)} before finishing; "
                                          f"see {WORKER_LOG}")
+        outcome.cpu_s = cpu_s
         events.finished(outcome)
 
     def run(self, tasks: list[RunTask], events: Events) -> None:

@@ -57,6 +57,10 @@ def load_spec(ref: str) -> ExperimentSpec:
     return load_spec_file(resolve_spec(ref), source=ref)
 
 
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -121,7 +125,8 @@ class _Tracker:
                 "seed": task.seed, "config_hash": task.config_hash,
                 "status": self.statuses.get(task.run_id, PENDING),
                 "error": outcome.error if outcome else None,
-                "wall_s": round(outcome.wall_s, 2) if outcome and outcome.wall_s is not None else None,
+                "wall_s": _round(outcome.wall_s if outcome else None),
+                "cpu_s": _round(outcome.cpu_s if outcome else None),
             })
         data = {**self.header, "updated": _now(),
                 "counts": dict(Counter(r["status"] for r in runs)), "runs": runs}
@@ -139,7 +144,8 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
         raise FactorizeError(f"budget: {budget!r} is not one of {', '.join(BUDGETS)}")
     spec = load_spec(ref)
     runner = make_executor(executor, workers, address)
-    out_dir = Path(out) if out is not None else Path("results") / spec.name
+    shown = Path(out) if out is not None else Path("results") / spec.name
+    out_dir = shown.absolute()  # run directories must mean the same on every Ray node
     tasks = plan_runs(spec, budget, out_dir)
     threads = 1 if executor == "ray" else max(1, (os.cpu_count() or 1) // workers)
     for task in tasks:
@@ -170,7 +176,7 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
                 runner.run(todo, tracker)
         finally:
             tracker.close()
-    return SweepResult(name=spec.name, out=out_dir, total=len(tasks), skipped=len(complete), statuses=dict(tracker.statuses))
+    return SweepResult(name=spec.name, out=shown, total=len(tasks), skipped=len(complete), statuses=dict(tracker.statuses))
 
 
 def format_result(result: SweepResult) -> str:

@@ -40,6 +40,8 @@ class RunOutcome:
     """The summary's status (`finished`, or e.g. `diverged`), `failed`, or `incomplete`."""
     error: str | None = None
     wall_s: float | None = None
+    cpu_s: float | None = None
+    """CPU seconds of the run's whole process (startup included), where the executor can tell."""
 
 
 def sweep_meta(task: RunTask) -> dict[str, Any]:
