@@ -37,6 +37,23 @@ def env_package(env_name: str) -> dict[str, str | None]:
     return {"name": package, "version": version}
 
 
+_RETURN = {
+    "matrix": "payoff of the joint action (one-step episodes)",
+    "two_step": "sum of the two steps' team rewards (the optimum is 8)",
+}
+_RETURN_PER_AGENT = ("undiscounted episode sum of the team reward, which is env.reward (sum or mean, "
+                     "see config.yaml) of the agents' own rewards")
+
+
+def metric_definitions(env_name: str) -> dict[str, str]:
+    """What `return_mean` and `win_rate` in metrics.csv mean for this env (so tables compare knowingly)."""
+    family = env_name.partition(":")[0]
+    won = ("fraction of episodes won (all enemies defeated)" if family == "smax"
+           else "not defined for this env (always 0)")
+    return {"return_mean": f"mean over episodes of the {_RETURN.get(family, _RETURN_PER_AGENT)}",
+            "win_rate": won}
+
+
 def read_sweep_meta(run_dir: Path) -> dict[str, Any] | None:
     return read_mapping(Path(run_dir) / SWEEP_FILE)
 

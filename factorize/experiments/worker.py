@@ -58,6 +58,7 @@ def sweep_meta(task: RunTask) -> dict[str, Any]:
         "budget": task.budget,
         "config_hash": task.config_hash,
         "env_package": runstate.env_package(task.env),
+        "metrics": runstate.metric_definitions(task.env),
         **task.meta,
     }
 
