@@ -82,11 +82,13 @@ def test_sweep_records_provenance_and_manifest(tiny: tuple[Path, Path]) -> None:
 def test_rerun_skips_every_complete_run(tiny: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     spec, out = tiny
     before = _mtimes(out)
+    cpu_before = json.loads((out / MANIFEST).read_text())["cpu_s_total"]
     code = main(["sweep", str(spec), "--budget", "quick", "--out", str(out)])
     captured = capsys.readouterr()
     assert code == 0 and "all 4 runs already complete" in captured.out
     assert captured.err == ""  # no progress bar when stderr is not a terminal
     assert _mtimes(out) == before
+    assert json.loads((out / MANIFEST).read_text())["cpu_s_total"] == cpu_before > 0  # compute is kept
 
 
 def test_deleting_a_summary_reruns_only_that_run(tiny: tuple[Path, Path], tmp_path: Path) -> None:

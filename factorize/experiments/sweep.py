@@ -129,7 +129,8 @@ class _Tracker:
                 "cpu_s": _round(outcome.cpu_s if outcome else None),
             })
         data = {**self.header, "updated": _now(),
-                "counts": dict(Counter(r["status"] for r in runs)), "runs": runs}
+                "counts": dict(Counter(r["status"] for r in runs)),
+                "cpu_s_total": _round(sum(r["cpu_s"] or 0.0 for r in runs)), "runs": runs}
         atomic_write(self.out / MANIFEST, json.dumps(data, indent=2) + "\n")
 
     def close(self) -> None:
@@ -165,9 +166,11 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
                   "started": _now()}
         show = sys.stderr.isatty() if progress is None else progress
         tracker = _Tracker(spec.name, out_dir, tasks, header, len(todo), show and bool(todo))
+        earlier = _earlier_cpu(out_dir / MANIFEST)
         for task in tasks:
             if task.run_id in complete:
                 outcome = read_outcome(task)
+                outcome.cpu_s = earlier.get((task.run_id, task.config_hash))
                 tracker.statuses[task.run_id] = outcome.status
                 tracker.outcomes[task.run_id] = outcome
         tracker.write_manifest()
@@ -176,7 +179,17 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
                 runner.run(todo, tracker)
         finally:
             tracker.close()
-    return SweepResult(name=spec.name, out=shown, total=len(tasks), skipped=len(complete), statuses=dict(tracker.statuses))
+    return SweepResult(name=spec.name, out=shown, total=len(tasks), skipped=len(complete),
+                       statuses=dict(tracker.statuses))
+
+
+def _earlier_cpu(manifest: Path) -> dict[tuple[str, str], float]:
+    """CPU seconds of runs completed by earlier invocations, so the manifest's total stays whole."""
+    try:
+        runs = json.loads(manifest.read_text())["runs"]
+        return {(r["id"], r["config_hash"]): float(r["cpu_s"]) for r in runs if r.get("cpu_s") is not None}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def format_result(result: SweepResult) -> str:
