@@ -25,7 +25,8 @@ from factorize.experiments.sweep import MANIFEST, run_sweep
 TINY: dict[str, Any] = {
     "name": "tiny",
     "description": "VDN and QMIX on the two-step game",
-    "base": {"explore.schedule": "fixed", "agent.kind": "mlp"},
+    # checkpoints part-way, so a killed run resumes from one where `train` can resume
+    "base": {"explore.schedule": "fixed", "agent.kind": "mlp", "runner.checkpoint_interval": 100},
     "algos": ["vdn", "qmix"],
     "envs": ["two_step"],
     "seeds": 2,
