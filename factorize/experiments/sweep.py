@@ -33,7 +33,7 @@ from factorize.experiments.worker import FAILED, RunOutcome, is_complete, read_o
 MANIFEST = "sweep.json"
 SPEC_COPY = "spec.yaml"
 LOCK = ".sweep.lock"
-PENDING, RUNNING = "pending", "running"
+PENDING, RUNNING, INTERRUPTED = "pending", "running", "interrupted"
 
 
 @dataclass
@@ -136,6 +136,14 @@ class _Tracker:
     def close(self) -> None:
         self.bar.close()
 
+    def mark_interrupted(self) -> None:
+        """Runs still `running` when the sweep stops early (Ctrl-C) were cut short."""
+        with self.lock:
+            cut = [rid for rid, status in self.statuses.items() if status == RUNNING]
+            if cut:
+                self.statuses.update({rid: INTERRUPTED for rid in cut})
+                self.write_manifest()
+
 
 def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str = "local",
               address: str | None = None, out: str | Path | None = None,
@@ -179,6 +187,7 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
                 runner.run(todo, tracker)
         finally:
             tracker.close()
+            tracker.mark_interrupted()
     return SweepResult(name=spec.name, out=shown, total=len(tasks), skipped=len(complete),
                        statuses=dict(tracker.statuses))
 
