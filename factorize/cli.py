@@ -100,6 +100,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
                       "skipped": [run for run, _, _ in skipped], "figures": len(report.figures)}))
     return 0
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from factorize.experiments.sweep import format_result, run_sweep
+
+    result = run_sweep(args.spec, budget=args.budget, workers=args.workers, executor=args.executor,
+                       address=args.address, out=args.out)
+    print(format_result(result))
+    for run_id in result.failed()[:10]:
+        print(f"factorize: run failed: {run_id} (see its error.txt)", file=sys.stderr)
+    return 1 if result.failed() else 0
+
 
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.what == "algos":
@@ -148,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("results", help="results directory (run dirs below it) or a tidy results.csv")
     r.add_argument("--out", default=None, help="report directory (default report/<name>)")
     r.set_defaults(func=_cmd_report)
+
+    sw = sub.add_parser("sweep", help="run an experiment spec (built-in name or YAML path); resumable")
+    sw.add_argument("spec", help="built-in experiment (see `factorize list experiments`) or a YAML file")
+    sw.add_argument("--workers", type=int, default=2, help="runs at a time (local) or CPUs of a local Ray")
+    sw.add_argument("--executor", choices=["local", "ray"], default="local")
+    sw.add_argument("--address", default=None, help="Ray cluster address (with --executor ray)")
+    sw.add_argument("--out", default=None, help="sweep directory (default results/<name>)")
+    sw.add_argument("--budget", choices=["quick", "full"], default="full")
+    sw.set_defaults(func=_cmd_sweep)
 
     ls = sub.add_parser("list", help="list algos, envs or experiments")
     ls.add_argument("what", choices=["algos", "envs", "experiments"])

@@ -87,6 +87,20 @@ def provenance() -> dict[str, Any]:
     }
 
 
+SWEEP_FILE = "sweep.yaml"
+"""Written by a sweep before training (experiment, variant, overrides, config hash); copied into
+config.yaml under `sweep:`."""
+
+
+def read_mapping(path: Path) -> dict[str, Any] | None:
+    """A YAML mapping, or None when the file is missing, unreadable or not a mapping."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 class RunDir:
     """Reads and writes one run's files."""
 
@@ -104,6 +118,9 @@ class RunDir:
         except OSError as exc:
             raise FactorizeError(f"--out: cannot write to {rd.path}: {exc.strerror}") from None
         data = {**cfg.to_dict(), "provenance": provenance()}
+        sweep = read_mapping(rd.path / SWEEP_FILE)
+        if sweep is not None:  # the run is part of a sweep: say where it sits (experiment, variant, ...)
+            data["sweep"] = sweep
         atomic_write(rd.path / "config.yaml", yaml.safe_dump(data, sort_keys=False))
         return rd
 

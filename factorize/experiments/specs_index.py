@@ -6,12 +6,31 @@ from pathlib import Path
 
 import yaml
 
+from factorize.errors import FactorizeError
+
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
+
+
+def builtin_specs() -> dict[str, Path]:
+    return {path.stem: path for path in sorted(SPECS_DIR.glob("*.yaml"))}
 
 
 def list_experiments() -> list[tuple[str, str]]:
     out = []
-    for path in sorted(SPECS_DIR.glob("*.yaml")):
+    for name, path in builtin_specs().items():
         data = yaml.safe_load(path.read_text()) or {}
-        out.append((path.stem, str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""))
+        out.append((name, str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""))
     return out
+
+
+def resolve_spec(ref: str) -> Path:
+    """A built-in name (`ablation`) or a path to a user's YAML file."""
+    path = Path(ref)
+    if path.is_file():
+        return path
+    builtins = builtin_specs()
+    if ref in builtins:
+        return builtins[ref]
+    raise FactorizeError(
+        f"experiment: {ref!r} is neither a built-in spec ({', '.join(builtins)}) nor a YAML file"
+    )

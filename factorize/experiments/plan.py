@@ -1,0 +1,129 @@
+"""From a spec to the list of runs: every run's config is built (and so validated) up front.
+
+A run is identified by where it sits in the grid (`env/algo/variant/s<seed>`) and by a hash of
+the config it trains with. A sweep skips a run only when its directory holds a summary written
+under the same hash, so changing a spec's values re-runs exactly the runs they touch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from factorize.config import RunConfig, build_config
+from factorize.errors import ConfigError
+from factorize.experiments.spec import ExperimentSpec, Grid, SpecError
+
+HASH_EXCLUDES = ("torch_threads",)
+"""Fields that say how a run is executed, not what it computes; they never force a re-run."""
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """A short stable digest of every config value that shapes the result."""
+    data = {k: v for k, v in cfg.to_dict().items() if k not in HASH_EXCLUDES}
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def env_slug(env: str) -> str:
+    """`mpe:simple_spread_v3` -> `mpe-simple_spread_v3` (a directory name)."""
+    return env.replace(":", "-").replace("/", "_")
+
+
+@dataclass
+class RunTask:
+    """Everything a worker needs to train one run; JSON-serialisable so it crosses processes."""
+
+    run_id: str
+    run_dir: str
+    experiment: str
+    algo: str
+    """The grid's method (the run's row label)."""
+    method: str
+    """The method actually trained (a variant's `algo` override, else `algo`)."""
+    variant: str
+    variant_overrides: dict[str, Any]
+    env: str
+    seed: int
+    budget: str
+    steps: int
+    overrides: dict[str, Any]
+    """All overrides in force: base < budget < variant."""
+    config_hash: str
+    torch_threads: int = 1
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Execution facts recorded for provenance (executor, workers)."""
+
+    def build(self) -> RunConfig:
+        cfg = build_config(self.method, self.env, self.overrides, steps=self.steps, seed=self.seed)
+        cfg.torch_threads = self.torch_threads
+        return cfg
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunTask":
+        return cls(**json.loads(text))
+
+
+def _grid_tasks(spec: ExperimentSpec, grid: Grid, budget: str, out: Path) -> list[RunTask]:
+    prefix = f"{grid.where}." if grid.where else ""
+    b = grid.budgets[budget]
+    from factorize.algorithms import get_algorithm
+    from factorize.envs import env_defaults
+
+    def registered(where: str, check: Any, name: str) -> None:
+        try:
+            check(name)
+        except ConfigError as exc:
+            raise SpecError(f"experiment {spec.source}: {where}: {exc}") from None
+
+    for i, algo in enumerate(grid.algos):
+        registered(f"{prefix}algos[{i}]", get_algorithm, algo)
+    for i, env in enumerate(grid.envs):
+        registered(f"{prefix}envs[{i}]", env_defaults, env)
+    for v in grid.variants:
+        if v.method is not None:
+            registered(f"{prefix}variants.{v.name}.algo", get_algorithm, v.method)
+
+    tasks = []
+    for env in grid.envs:
+        for algo in grid.algos:
+            for variant in grid.variants:
+                overrides = {**grid.base, **b.as_overrides(), **variant.overrides}
+                method = variant.method or algo
+                for seed in grid.seeds:
+                    named = variant.overrides or variant.method
+                    where = f"{prefix}variants.{variant.name}" if named else f"{prefix}base"
+                    try:
+                        cfg = build_config(method, env, overrides, steps=b.steps, seed=seed)
+                    except ConfigError as exc:
+                        raise SpecError(
+                            f"experiment {spec.source}: {where} ({method} on {env}, budget {budget}): {exc}"
+                        ) from None
+                    run_id = f"{env_slug(env)}/{algo}/{variant.name}/s{seed}"
+                    tasks.append(RunTask(
+                        run_id=run_id, run_dir=str(out / run_id), experiment=spec.name, algo=algo,
+                        method=method, variant=variant.name, variant_overrides=dict(variant.overrides),
+                        env=env, seed=seed, budget=budget, steps=b.steps, overrides=overrides,
+                        config_hash=config_hash(cfg),
+                    ))
+    return tasks
+
+
+def plan_runs(spec: ExperimentSpec, budget: str, out: str | Path) -> list[RunTask]:
+    """Every run of `spec` at `budget`, configs validated; runs named twice must agree."""
+    tasks: dict[str, RunTask] = {}
+    for grid in spec.grids:
+        for task in _grid_tasks(spec, grid, budget, Path(out)):
+            seen = tasks.get(task.run_id)
+            if seen is not None and seen.config_hash != task.config_hash:
+                where = grid.where or "grids"
+                raise SpecError(f"experiment {spec.source}: {where}: run {task.run_id} is also planned by "
+                                "an earlier grid with a different config; rename a variant")
+            tasks.setdefault(task.run_id, task)
+    return list(tasks.values())

@@ -1,0 +1,102 @@
+"""What a sweep reads and writes in a run directory besides the run's own files.
+
+`sweep.yaml` says where the run sits in its experiment and the config hash it was trained
+under; `error.txt` holds the traceback of a failed run. A run is complete when its `summary.json`
+exists next to a `sweep.yaml` with the same config hash; this is the one test for skipping.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from factorize.experiments.rundir import SWEEP_FILE, read_mapping, atomic_write
+
+ERROR_FILE = "error.txt"
+SUMMARY_FILE = "summary.json"
+KEEP_ON_CLEAR = ("worker.log",)
+"""Files a stale run directory keeps when cleared (the log is open in the sweep process)."""
+
+ENV_FAMILY_PACKAGES = {"mpe": "mpe2", "pettingzoo": "pettingzoo", "lbf": "lbforaging", "rware": "rware",
+                       "smax": "jaxmarl"}
+"""The package behind each env family; families not listed are built into factorize."""
+
+
+def env_package(env_name: str) -> dict[str, str | None]:
+    """The package that implements env `env_name` and its installed version (provenance)."""
+    package = ENV_FAMILY_PACKAGES.get(env_name.partition(":")[0], "factorize")
+    try:
+        version: str | None = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        version = None
+    return {"name": package, "version": version}
+
+
+_RETURN = {
+    "matrix": "payoff of the joint action (one-step episodes)",
+    "two_step": "sum of the two steps' team rewards (the optimum is 8)",
+}
+_RETURN_PER_AGENT = ("undiscounted episode sum of the team reward, which is env.reward (sum or mean, "
+                     "see config.yaml) of the agents' own rewards")
+
+
+def metric_definitions(env_name: str) -> dict[str, str]:
+    """What `return_mean` and `win_rate` in metrics.csv mean for this env (so tables compare knowingly)."""
+    family = env_name.partition(":")[0]
+    won = ("fraction of episodes won (all enemies defeated)" if family == "smax"
+           else "not defined for this env (always 0)")
+    return {"return_mean": f"mean over episodes of the {_RETURN.get(family, _RETURN_PER_AGENT)}",
+            "win_rate": won}
+
+
+def read_sweep_meta(run_dir: Path) -> dict[str, Any] | None:
+    return read_mapping(Path(run_dir) / SWEEP_FILE)
+
+
+def write_sweep_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    atomic_write(Path(run_dir) / SWEEP_FILE, yaml.safe_dump(meta, sort_keys=False))
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_error(run_dir: Path) -> str | None:
+    """The last non-empty line of `error.txt` (a traceback's exception line), or None."""
+    try:
+        lines = [ln for ln in (Path(run_dir) / ERROR_FILE).read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return None
+    return lines[-1] if lines else "failed"
+
+
+def write_error(run_dir: Path, text: str) -> None:
+    atomic_write(Path(run_dir) / ERROR_FILE, text if text.endswith("\n") else text + "\n")
+
+
+def completed_hash(run_dir: Path) -> str | None:
+    """The config hash a complete run was trained under; None if the run is not complete."""
+    meta = read_sweep_meta(run_dir)
+    if meta is None or read_summary(run_dir) is None:
+        return None
+    return meta.get("config_hash")
+
+
+def clear(run_dir: Path) -> None:
+    """Empty a run directory left by another config (its checkpoints must not be resumed)."""
+    for entry in Path(run_dir).iterdir():
+        if entry.name in KEEP_ON_CLEAR:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)

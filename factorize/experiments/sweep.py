@@ -1,0 +1,212 @@
+"""`factorize sweep`: plan a spec's runs, skip the complete ones, execute the rest, keep a manifest.
+
+The sweep directory holds `spec.yaml` (the spec as run), `sweep.json` (every run, its status and
+where it lives; rewritten atomically on every change) and one directory per run
+(`<env>/<algo>/<variant>/s<seed>`). Nothing here is needed to resume: a re-run reads each run's
+own directory, so a sweep killed at any point continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+from tqdm import tqdm
+
+from factorize.errors import FactorizeError
+from factorize.experiments.executors import make_executor
+from factorize.experiments.plan import RunTask, plan_runs
+from factorize.experiments.rundir import atomic_write
+from factorize.experiments.spec import BUDGETS, ExperimentSpec, load_spec_file
+from factorize.experiments.specs_index import resolve_spec
+from factorize.experiments.worker import FAILED, RunOutcome, is_complete, read_outcome
+
+MANIFEST = "sweep.json"
+SPEC_COPY = "spec.yaml"
+LOCK = ".sweep.lock"
+PENDING, RUNNING, INTERRUPTED = "pending", "running", "interrupted"
+
+
+@dataclass
+class SweepResult:
+    name: str
+    out: Path
+    total: int
+    skipped: int
+    """Runs already complete before this invocation."""
+    statuses: dict[str, str] = field(default_factory=dict)
+
+    def failed(self) -> list[str]:
+        return [rid for rid, s in self.statuses.items() if s == FAILED]
+
+    def counts(self) -> Counter[str]:
+        return Counter(self.statuses.values())
+
+
+def load_spec(ref: str) -> ExperimentSpec:
+    """A built-in spec by name or a user's spec by path."""
+    return load_spec_file(resolve_spec(ref), source=ref)
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One sweep per output directory at a time (the kernel drops the lock if the sweep dies)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        yield
+        return
+    with open(out / LOCK, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise FactorizeError(f"out: another sweep is writing to {out}") from None
+        yield
+
+
+class _Tracker:
+    """Run statuses, the manifest and the progress bar, updated from executor callbacks."""
+
+    def __init__(self, name: str, out: Path, tasks: list[RunTask], header: dict[str, Any],
+                 todo: int, progress: bool) -> None:
+        self.out, self.tasks, self.header = out, tasks, header
+        self.outcomes: dict[str, RunOutcome] = {}
+        self.statuses: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self.bar = tqdm(total=todo, disable=not progress, unit="run", desc=f"sweep {name}",
+                        dynamic_ncols=True)
+
+    def set(self, run_id: str, status: str, outcome: RunOutcome | None = None) -> None:
+        with self.lock:
+            self.statuses[run_id] = status
+            if outcome is not None:
+                self.outcomes[run_id] = outcome
+            self.write_manifest()
+
+    def started(self, task: RunTask) -> None:
+        self.set(task.run_id, RUNNING)
+        self._postfix()
+
+    def finished(self, outcome: RunOutcome) -> None:
+        self.set(outcome.run_id, outcome.status, outcome)
+        with self.lock:
+            self.bar.update(1)
+        self._postfix()
+
+    def _postfix(self) -> None:
+        with self.lock:
+            counts = Counter(self.statuses.values())
+            self.bar.set_postfix(running=counts[RUNNING], failed=counts[FAILED], refresh=True)
+
+    def write_manifest(self) -> None:
+        runs = []
+        for task in self.tasks:
+            outcome = self.outcomes.get(task.run_id)
+            runs.append({
+                "id": task.run_id, "dir": str(Path(task.run_dir).relative_to(self.out)),
+                "algo": task.algo, "method": task.method, "variant": task.variant, "env": task.env,
+                "seed": task.seed, "config_hash": task.config_hash,
+                "status": self.statuses.get(task.run_id, PENDING),
+                "error": outcome.error if outcome else None,
+                "wall_s": _round(outcome.wall_s if outcome else None),
+                "cpu_s": _round(outcome.cpu_s if outcome else None),
+            })
+        data = {**self.header, "updated": _now(),
+                "counts": dict(Counter(r["status"] for r in runs)),
+                "cpu_s_total": _round(sum(r["cpu_s"] or 0.0 for r in runs)), "runs": runs}
+        atomic_write(self.out / MANIFEST, json.dumps(data, indent=2) + "\n")
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def mark_interrupted(self) -> None:
+        """Runs still `running` when the sweep stops early (Ctrl-C) were cut short."""
+        with self.lock:
+            cut = [rid for rid, status in self.statuses.items() if status == RUNNING]
+            if cut:
+                self.statuses.update({rid: INTERRUPTED for rid in cut})
+                self.write_manifest()
+
+
+def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str = "local",
+              address: str | None = None, out: str | Path | None = None,
+              progress: bool | None = None) -> SweepResult:
+    """Run every incomplete run of spec `ref`; returns the final status of each run."""
+    if budget not in BUDGETS:
+        raise FactorizeError(f"budget: {budget!r} is not one of {', '.join(BUDGETS)}")
+    spec = load_spec(ref)
+    runner = make_executor(executor, workers, address)
+    shown = Path(out) if out is not None else Path("results") / spec.name
+    out_dir = shown.absolute()  # run directories must mean the same on every Ray node
+    tasks = plan_runs(spec, budget, out_dir)
+    threads = 1 if executor == "ray" else max(1, (os.cpu_count() or 1) // workers)
+    for task in tasks:
+        task.torch_threads = threads
+        task.meta = {"executor": executor, "workers": workers}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FactorizeError(f"out: cannot create {out_dir}: {exc.strerror}") from None
+
+    with _exclusive(out_dir):
+        atomic_write(out_dir / SPEC_COPY, yaml.safe_dump(spec.raw, sort_keys=False))
+        complete = {t.run_id for t in tasks if is_complete(t)}
+        todo = [t for t in tasks if t.run_id not in complete]
+        header = {"experiment": spec.name, "description": spec.description, "spec": spec.source,
+                  "budget": budget, "executor": executor, "workers": workers, "address": address,
+                  "started": _now()}
+        show = sys.stderr.isatty() if progress is None else progress
+        tracker = _Tracker(spec.name, out_dir, tasks, header, len(todo), show and bool(todo))
+        earlier = _earlier_cpu(out_dir / MANIFEST)
+        for task in tasks:
+            if task.run_id in complete:
+                outcome = read_outcome(task)
+                outcome.cpu_s = earlier.get((task.run_id, task.config_hash))
+                tracker.statuses[task.run_id] = outcome.status
+                tracker.outcomes[task.run_id] = outcome
+        tracker.write_manifest()
+        try:
+            if todo:
+                runner.run(todo, tracker)
+        finally:
+            tracker.close()
+            tracker.mark_interrupted()
+    return SweepResult(name=spec.name, out=shown, total=len(tasks), skipped=len(complete),
+                       statuses=dict(tracker.statuses))
+
+
+def _earlier_cpu(manifest: Path) -> dict[tuple[str, str], float]:
+    """CPU seconds of runs completed by earlier invocations, so the manifest's total stays whole."""
+    try:
+        runs = json.loads(manifest.read_text())["runs"]
+        return {(r["id"], r["config_hash"]): float(r["cpu_s"]) for r in runs if r.get("cpu_s") is not None}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def format_result(result: SweepResult) -> str:
+    """The one line `factorize sweep` prints."""
+    name = result.name
+    if result.skipped == result.total:
+        return f"sweep {name}: all {result.total} runs already complete in {result.out}; nothing to do"
+    counts = result.counts()
+    parts = [f"{n} {status}" for status, n in sorted(counts.items())]
+    return (f"sweep {name}: {result.total} runs ({', '.join(parts)}; {result.skipped} were already "
+            f"complete) in {result.out}")

@@ -1,0 +1,169 @@
+"""One run of a sweep, in its own process: a subprocess (local executor) or a Ray task.
+
+The worker owns every file of its run directory except the sweep-level manifest: it records the
+sweep metadata (`sweep.yaml`, also embedded in `config.yaml`), trains, and on an error writes
+the traceback to `error.txt` instead of raising, so one failed run never stops the others.
+Whether a run is complete is read back from its directory (`read_outcome`), the single source
+of truth for skipping, resuming and reporting.
+
+Run as `python -m factorize.experiments.worker --parent PID --run-dir DIR` with the task as JSON
+on stdin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from factorize.errors import FactorizeError
+from factorize.experiments import runstate
+from factorize.experiments.plan import RunTask, config_hash
+
+INCOMPLETE = "incomplete"
+FAILED = "failed"
+ORPHANED_EXIT = 75
+"""Exit status of a worker whose sweep process died: it stops rather than race a re-run."""
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str
+    """The summary's status (`finished`, or e.g. `diverged`), `failed`, or `incomplete`."""
+    error: str | None = None
+    wall_s: float | None = None
+    cpu_s: float | None = None
+    """CPU seconds of the run's whole process (startup included), where the executor can tell."""
+
+
+def sweep_meta(task: RunTask) -> dict[str, Any]:
+    """What `sweep.yaml` records: where the run sits in the experiment and how it was executed."""
+    return {
+        "experiment": task.experiment,
+        "run_id": task.run_id,
+        "algo": task.algo,
+        "method": task.method,
+        "variant": task.variant,
+        "overrides": task.variant_overrides,
+        "env": task.env,
+        "seed": task.seed,
+        "budget": task.budget,
+        "config_hash": task.config_hash,
+        "env_package": runstate.env_package(task.env),
+        "metrics": runstate.metric_definitions(task.env),
+        **task.meta,
+    }
+
+
+def is_complete(task: RunTask) -> bool:
+    """A summary exists and was written under this task's config hash."""
+    return runstate.completed_hash(Path(task.run_dir)) == task.config_hash
+
+
+def read_outcome(task: RunTask, wall_s: float | None = None) -> RunOutcome:
+    """A run's status as its directory records it."""
+    run_dir = Path(task.run_dir)
+    if is_complete(task):
+        summary = runstate.read_summary(run_dir) or {}
+        timing = summary.get("time")
+        wall = timing.get("total_s") if isinstance(timing, dict) else None
+        return RunOutcome(task.run_id, str(summary.get("status", "finished")), None, wall or wall_s)
+    error = runstate.read_error(run_dir)
+    if error is not None:
+        return RunOutcome(task.run_id, FAILED, error, wall_s)
+    return RunOutcome(task.run_id, INCOMPLETE, None, wall_s)
+
+
+def record_crash(task: RunTask, message: str) -> RunOutcome:
+    """For a worker that died without recording anything (killed, out of memory, segfault)."""
+    Path(task.run_dir).mkdir(parents=True, exist_ok=True)
+    runstate.write_error(Path(task.run_dir), message)
+    return RunOutcome(task.run_id, FAILED, message.splitlines()[0])
+
+
+def _train(cfg: Any, out: Path, resume: bool) -> dict[str, Any]:
+    """Call `train`, passing `resume=True` where this version of `train` can resume."""
+    from factorize.train import train
+
+    params = inspect.signature(train).parameters
+    kwargs: dict[str, Any] = {}
+    if "progress" in params:
+        kwargs["progress"] = False
+    if resume and "resume" in params:
+        kwargs["resume"] = True
+    return train(cfg, out, **kwargs)
+
+
+def _prepare(task: RunTask) -> bool:
+    """Clear what a previous attempt left; True when that attempt's checkpoints may be resumed.
+
+    An attempt under the same config hash keeps its checkpoints (and loses only its stale
+    summary or error); a directory from another config, or of unknown origin, is emptied.
+    """
+    run_dir = Path(task.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for tmp in run_dir.glob(".*.tmp"):  # an atomic write cut short by a kill
+        tmp.unlink(missing_ok=True)
+    previous = runstate.read_sweep_meta(run_dir)
+    same = previous is not None and previous.get("config_hash") == task.config_hash
+    if same:
+        for name in (runstate.SUMMARY_FILE, runstate.ERROR_FILE):
+            (run_dir / name).unlink(missing_ok=True)
+    else:
+        runstate.clear(run_dir)
+    runstate.write_sweep_meta(run_dir, sweep_meta(task))
+    return same and any(run_dir.glob("checkpoint*"))  # checkpoint.pt or checkpoints/
+
+
+def execute(task: RunTask) -> RunOutcome:
+    """Train one run into its directory; never raises for a failure of the run itself."""
+    t0 = time.perf_counter()
+    try:
+        resume = _prepare(task)
+        cfg = task.build()
+        got = config_hash(cfg)
+        if got != task.config_hash:
+            raise FactorizeError(
+                f"config hash {got} differs from the planned {task.config_hash}: does this worker run "
+                "the same factorize version as the sweep?"
+            )
+        _train(cfg, Path(task.run_dir), resume)
+    except Exception:  # noqa: BLE001 - any failure of one run is recorded, the sweep goes on
+        runstate.write_error(Path(task.run_dir), traceback.format_exc())
+    return read_outcome(task, time.perf_counter() - t0)
+
+
+def _exit_when_orphaned(parent: int, poll_s: float = 0.2) -> None:
+    """Stop this worker if the sweep that started it dies (e.g. SIGKILL), so a re-run never races it."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(ORPHANED_EXIT)
+            time.sleep(poll_s)
+
+    threading.Thread(target=watch, name="orphan-watchdog", daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m factorize.experiments.worker")
+    parser.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
+    parser.add_argument("--run-dir", default=None, help="informational: names the run in `ps`")
+    args = parser.parse_args(argv)
+    if args.parent is not None:
+        _exit_when_orphaned(args.parent)
+    task = RunTask.from_json(sys.stdin.read())
+    outcome = execute(task)
+    return 0 if outcome.status != INCOMPLETE else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

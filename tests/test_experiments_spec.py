@@ -1,0 +1,198 @@
+"""Experiment specs: shape checks name the field; planning builds and validates every run."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from factorize.cli import main
+from factorize.errors import FactorizeError
+from factorize.experiments import executors
+from factorize.experiments.plan import config_hash, plan_runs
+from factorize.experiments.spec import SpecError, parse_spec
+from factorize.experiments.specs_index import builtin_specs, list_experiments
+from factorize.experiments.sweep import load_spec
+
+VALID: dict[str, Any] = {
+    "name": "tiny",
+    "description": "two methods on two games",
+    "base": {"explore.schedule": "fixed", "agent.kind": "mlp"},
+    "algos": ["vdn", "qmix"],
+    "variants": {"full": {}, "no_clip": ["learner.grad_clip=none"], "swap": {"algo": "iql"}},
+    "envs": ["two_step", "matrix:penalty"],
+    "seeds": 2,
+    "budgets": {
+        "quick": {"steps": 200, "eval_interval": 100, "test_episodes": 4},
+        "full": {"steps": 400, "eval_interval": 200, "test_episodes": 8,
+                 "overrides": {"explore.anneal_steps": 100}},
+    },
+}
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    """VALID with the dotted `path` set to `value` (or removed when value is ...)."""
+    data = copy.deepcopy(VALID)
+    *parents, last = path.split("/")
+    node = data
+    for p in parents:
+        node = node[int(p)] if isinstance(node, list) else node[p]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    "path, value, field",
+    [
+        ("seeds", ..., "seeds"),
+        ("seeds", 0, "seeds"),
+        ("seeds", [0, -1], "seeds[1]"),
+        ("seeds", [1, 1], "seeds"),
+        ("algos", [], "algos"),
+        ("algos", ["vdn", 3], "algos[1]"),
+        ("envs", ..., "envs"),
+        ("name", "has space", "name"),
+        ("extra", 1, "extra"),
+        ("variants/no_clip", {"mixer.hypernetz": True}, "variants.no_clip.mixer.hypernetz"),
+        ("variants/no_clip", {"mixer.monotonic": "sometimes"}, "variants.no_clip.mixer.monotonic"),
+        ("variants/no_clip", ["learner.grad_clip"], "variants.no_clip"),
+        ("variants/bad name", {}, "variants.bad name"),
+        ("variants/no_clip", {"seed": 3}, "variants.no_clip.seed"),
+        ("base", {"learner.lr": "fast"}, "base.learner.lr"),
+        ("base", {"steps": 10}, "base.steps"),
+        ("budgets/full", ..., "budgets.full"),
+        ("budgets/huge", {"steps": 1, "eval_interval": 1, "test_episodes": 1}, "budgets.huge"),
+        ("budgets/quick", {"steps": 0, "eval_interval": 100, "test_episodes": 4}, "budgets.quick.steps"),
+        ("budgets/quick", {"steps": 10, "test_episodes": 4}, "budgets.quick.eval_interval"),
+        ("budgets/quick", {"steps": 10, "eval_interval": 5, "test_episodes": 1, "stepz": 3}, "budgets.quick.stepz"),
+        ("budgets/quick", {"steps": 10, "eval_interval": 5, "test_episodes": 1,
+                           "overrides": {"runner.n_envz": 2}}, "budgets.quick.overrides.runner.n_envz"),
+    ],
+)
+def test_spec_errors_name_the_field(path: str, value: Any, field: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_spec(_with(path, value), "tiny.yaml")
+    message = str(err.value)
+    assert f": {field}" in message and "tiny.yaml" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "path, value, field",
+    [
+        ("algos", ["vdn", "qmixx"], "algos[1]"),
+        ("envs", ["two_step", "matrix:nope"], "envs[1]"),
+        ("variants/swap", {"algo": "nope"}, "variants.swap.algo"),
+        ("variants/no_clip", {"learner.batch_size": 10_000}, "variants.no_clip"),
+    ],
+)
+def test_registry_and_cross_field_errors_name_the_field_at_planning(tmp_path: Path, path: str, value: Any,
+                                                                   field: str) -> None:
+    spec = parse_spec(_with(path, value), "tiny.yaml")  # the shape is fine ...
+    with pytest.raises(SpecError, match=re.escape(f": {field}")):  # ... the registries are asked when runs are built
+        plan_runs(spec, "quick", tmp_path)
+
+
+def test_plan_grid_precedence_and_method_swap(tmp_path: Path) -> None:
+    tasks = plan_runs(parse_spec(VALID, "tiny.yaml"), "full", tmp_path)
+    assert len(tasks) == 2 * 3 * 2 * 2  # algos x variants x envs x seeds
+    assert len({t.run_id for t in tasks}) == len(tasks)
+    swap = [t for t in tasks if t.variant == "swap"]
+    assert {t.method for t in swap} == {"iql"} and {t.algo for t in swap} == {"vdn", "qmix"}
+    clip = next(t for t in tasks if t.variant == "no_clip" and t.algo == "qmix").build()
+    assert clip.learner.grad_clip is None and clip.explore.schedule == "fixed"
+    assert clip.steps == 400 and clip.runner.eval_interval == 200 and clip.explore.anneal_steps == 100
+    full = next(t for t in tasks if t.variant == "full" and t.algo == "qmix" and t.env == "two_step")
+    assert full.build().learner.grad_clip == 10.0
+
+
+def test_config_hash_tracks_values_not_execution(tmp_path: Path) -> None:
+    task = plan_runs(parse_spec(VALID, "tiny.yaml"), "quick", tmp_path)[0]
+    cfg = task.build()
+    assert config_hash(cfg) == task.config_hash
+    cfg.torch_threads = 7
+    assert config_hash(cfg) == task.config_hash
+    cfg.learner.lr = cfg.learner.lr * 2
+    assert config_hash(cfg) != task.config_hash
+
+
+def test_grids_inherit_and_conflicting_duplicates_are_refused(tmp_path: Path) -> None:
+    data = {k: v for k, v in VALID.items() if k not in ("algos", "envs", "variants")}
+    data["grids"] = [{"algos": ["vdn"], "envs": ["two_step"]},
+                     {"algos": ["qmix"], "envs": ["matrix:qtran"], "seeds": [3],
+                      "budgets": {"quick": {"steps": 50}}, "base": {"agent.kind": "gru"}}]
+    tasks = plan_runs(parse_spec(data, "g.yaml"), "quick", tmp_path)
+    assert [t.seed for t in tasks] == [0, 1, 3]
+    qmix = tasks[-1].build()
+    assert qmix.steps == 50 and qmix.runner.eval_interval == 100 and qmix.agent.kind == "gru"
+    assert qmix.explore.schedule == "fixed"
+    data["grids"][1] = {"algos": ["vdn"], "envs": ["two_step"], "base": {"learner.lr": 0.1}}
+    with pytest.raises(SpecError, match="grids\\[1\\]"):
+        plan_runs(parse_spec(data, "g.yaml"), "quick", tmp_path)
+
+
+EXPECTED_ALGOS = {"iql", "vdn", "qmix", "qtran", "ow_qmix", "cw_qmix", "qplex"}
+ABLATION = {"full", "no_mixing", "monotonic_none", "no_hypernet", "no_target", "no_clip"}
+REAL_TASKS = {"mpe:simple_spread_v3", "lbf:Foraging-8x8-2p-2f-coop-v3"}
+
+
+def test_shipped_specs_parse_and_cover_the_study() -> None:
+    assert {"matrix_games", "ablation", "baselines", "quickstart"} <= set(builtin_specs())
+    listed = dict(list_experiments())
+    specs = {name: load_spec(name) for name in builtin_specs()}
+    for name, spec in specs.items():
+        assert spec.name == name and listed[name]
+    (mg,) = specs["matrix_games"].grids
+    assert set(mg.algos) == EXPECTED_ALGOS and len(mg.seeds) == 5
+    assert set(mg.envs) == {"matrix:qtran", "matrix:climbing", "matrix:penalty", "two_step"}
+    assert mg.base["explore.schedule"] == "fixed" and mg.base["explore.epsilon_start"] == 1.0
+    (ab,) = specs["ablation"].grids
+    assert {v.name for v in ab.variants} == ABLATION and set(ab.envs) == REAL_TASKS and len(ab.seeds) == 5
+    swap = {v.name: v for v in ab.variants}
+    assert swap["no_mixing"].method == "vdn" and swap["monotonic_none"].overrides == {"mixer.monotonic": "none"}
+    (bl,) = specs["baselines"].grids
+    assert set(bl.algos) == EXPECTED_ALGOS and set(bl.envs) == REAL_TASKS and len(bl.seeds) == 5
+    qs = specs["quickstart"].grids
+    assert set().union(*(g.algos for g in qs)) == EXPECTED_ALGOS
+    assert {v.name for g in qs for v in g.variants} >= ABLATION
+    for grid in (*specs["quickstart"].grids, mg, ab, bl):
+        assert grid.budgets["quick"].steps < grid.budgets["full"].steps
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_bad_spec_exits_2_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_with("variants/no_clip", {"learner.nope": 1})))
+    code, out, err = _cli(capsys, "sweep", str(bad), "--out", str(tmp_path / "out"))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "variants.no_clip.learner.nope" in err
+    assert not (tmp_path / "out").exists()  # nothing is written before the whole spec is valid
+    code, _, err = _cli(capsys, "sweep", "no_such_experiment")
+    assert code == 2 and "no_such_experiment" in err
+    bad.write_text("name: [unclosed")
+    code, _, err = _cli(capsys, "sweep", str(bad))
+    assert code == 2 and "YAML" in err
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(VALID))
+    code, _, err = _cli(capsys, "sweep", str(good), "--workers", "0")
+    assert code == 2 and "workers" in err
+
+
+def test_missing_ray_gives_one_install_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(executors.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FactorizeError, match=r"pip install 'factorize\[ray\]'"):
+        executors.make_executor("ray", 2, None)
+    with pytest.raises(FactorizeError, match="address"):
+        executors.make_executor("local", 2, "ray://x:10001")

@@ -1,0 +1,229 @@
+"""Sweeps run every run in its own process, skip complete runs, survive failures and SIGKILL."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from factorize.cli import main
+from factorize.experiments import worker
+from factorize.experiments.plan import RunTask
+from factorize.experiments.rundir import METRIC_COLUMNS, RunDir
+from factorize.experiments.sweep import MANIFEST, run_sweep
+
+TINY: dict[str, Any] = {
+    "name": "tiny",
+    "description": "VDN and QMIX on the two-step game",
+    # checkpoints part-way, so a killed run resumes from one where `train` can resume
+    "base": {"explore.schedule": "fixed", "agent.kind": "mlp", "runner.checkpoint_interval": 100},
+    "algos": ["vdn", "qmix"],
+    "envs": ["two_step"],
+    "seeds": 2,
+    "budgets": {
+        "quick": {"steps": 300, "eval_interval": 150, "test_episodes": 4},
+        "full": {"steps": 600, "eval_interval": 300, "test_episodes": 4},
+    },
+}
+RUN_IDS = [f"two_step/{algo}/default/s{seed}" for algo in ("vdn", "qmix") for seed in (0, 1)]
+TIMING_KEYS = ("time", "env_steps_per_s")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny spec, swept once without interruption: (spec file, sweep directory)."""
+    root = tmp_path_factory.mktemp("sweep")
+    spec = root / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(TINY))
+    result = run_sweep(str(spec), budget="quick", workers=2, out=root / "reference")
+    assert result.counts() == {"finished": 4} and result.skipped == 0
+    return spec, root / "reference"
+
+
+def _results(out: Path, run_id: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """A run's summary and metrics without wall-clock fields: what must be reproducible."""
+    summary = json.loads((out / run_id / "summary.json").read_text())
+    for key in TIMING_KEYS:
+        summary.pop(key)
+    with open(out / run_id / "metrics.csv", newline="") as f:
+        rows = [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
+    return summary, rows
+
+
+def _mtimes(out: Path) -> dict[str, int]:
+    return {rid: (out / rid / "summary.json").stat().st_mtime_ns for rid in RUN_IDS}
+
+
+def test_sweep_records_provenance_and_manifest(tiny: tuple[Path, Path]) -> None:
+    _, out = tiny
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["experiment"] == "tiny" and manifest["workers"] == 2 and manifest["budget"] == "quick"
+    assert sorted(r["id"] for r in manifest["runs"]) == sorted(RUN_IDS)
+    assert {r["status"] for r in manifest["runs"]} == {"finished"}
+    run = out / "two_step/qmix/default/s1"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    sweep = config["sweep"]
+    assert sweep["experiment"] == "tiny" and sweep["variant"] == "default" and sweep["workers"] == 2
+    assert sweep["config_hash"] == next(r["config_hash"] for r in manifest["runs"] if r["id"].endswith("qmix/default/s1"))
+    assert sweep["env_package"]["name"] == "factorize" and "provenance" in config
+    cfg = RunDir(run).config()  # the sweep section does not break reading the run back
+    assert cfg.seed == 1 and cfg.algo.name == "qmix" and cfg.steps == 300 and cfg.agent.kind == "mlp"
+
+
+def test_rerun_skips_every_complete_run(tiny: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    spec, out = tiny
+    before = _mtimes(out)
+    cpu_before = json.loads((out / MANIFEST).read_text())["cpu_s_total"]
+    code = main(["sweep", str(spec), "--budget", "quick", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0 and "all 4 runs already complete" in captured.out
+    assert captured.err == ""  # no progress bar when stderr is not a terminal
+    assert _mtimes(out) == before
+    assert json.loads((out / MANIFEST).read_text())["cpu_s_total"] == cpu_before > 0  # compute is kept
+
+
+def test_deleting_a_summary_reruns_only_that_run(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    spec, reference = tiny
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    before = _mtimes(out)
+    target = RUN_IDS[2]
+    (out / target / "summary.json").unlink()
+    result = run_sweep(str(spec), budget="quick", workers=2, out=out)
+    assert result.skipped == 3 and result.counts() == {"finished": 4}
+    after = _mtimes(out)
+    assert {rid for rid in RUN_IDS if after[rid] != before[rid]} == {target}
+    assert _results(out, target) == _results(reference, target)
+
+
+def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path: Path) -> None:
+    spec = {**TINY, "algos": ["vdn"], "envs": ["matrix"], "seeds": [0],
+            "base": {**TINY["base"], "env.payoff": [[1, 0], [0, 1]]},
+            "variants": {"good": {}, "bad": ["env.payoff=[[1,0],[0]]"]}}
+    path = tmp_path / "failing.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = run_sweep(str(path), budget="quick", workers=2, out=tmp_path / "out")
+    assert result.statuses == {"matrix/vdn/good/s0": "finished", "matrix/vdn/bad/s0": "failed"}
+    assert "ragged" in (tmp_path / "out/matrix/vdn/bad/s0/error.txt").read_text()
+    assert not (tmp_path / "out/matrix/vdn/bad/s0/summary.json").exists()
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    bad = next(r for r in manifest["runs"] if r["variant"] == "bad")
+    assert bad["status"] == "failed" and "ragged" in bad["error"]
+
+
+def _workers_alive(out: Path) -> bool:
+    """Any worker process of this sweep still running (workers name their run dir in argv)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if str(out) in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _check_files_intact(out: Path) -> None:
+    for path in out.rglob("*"):
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".yaml":
+            yaml.safe_load(path.read_text())
+        elif path.suffix == ".csv":
+            with open(path, newline="") as f:
+                rows = list(csv.reader(f))
+            assert rows[0] == METRIC_COLUMNS and all(len(r) == len(METRIC_COLUMNS) for r in rows)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to see worker processes")
+def test_sigkilled_sweep_leaves_no_corrupt_file_and_resumes_to_the_same_results(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    spec, reference = tiny
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "factorize.cli", "sweep", str(spec), "--budget", "quick", "--workers", "2",
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("**/summary.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended before it could be killed"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while _workers_alive(out):  # orphaned workers notice their sweep is gone and stop
+        assert time.monotonic() < deadline, "workers outlived their sweep"
+        time.sleep(0.1)
+    done = len(list(out.glob("**/summary.json")))
+    assert 1 <= done < len(RUN_IDS)
+    _check_files_intact(out)
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{done} were already complete" in rerun.stdout
+    _check_files_intact(out)
+    for run_id in RUN_IDS:
+        assert _results(out, run_id) == _results(reference, run_id)
+
+
+def test_ray_executor_gives_the_local_results(tiny: tuple[Path, Path], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray", reason="ray is an optional extra: pip install 'factorize[ray]'")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a throwaway local instance; no token files
+    _, reference = tiny
+    spec = tmp_path / "qmix_only.yaml"  # a slice of the tiny spec: its runs' configs are the same
+    spec.write_text(yaml.safe_dump({**TINY, "algos": ["qmix"]}))
+    result = run_sweep(str(spec), budget="quick", workers=2, executor="ray", out=tmp_path / "ray")
+    assert result.counts() == {"finished": 2}
+    for run_id in RUN_IDS[2:]:
+        assert _results(tmp_path / "ray", run_id) == _results(reference, run_id)
+    meta = yaml.safe_load((tmp_path / "ray" / RUN_IDS[2] / "sweep.yaml").read_text())
+    assert meta["executor"] == "ray"
+
+
+def _task(run_dir: Path, config_hash: str) -> RunTask:
+    return RunTask(run_id="r", run_dir=str(run_dir), experiment="e", algo="vdn", method="vdn", variant="v",
+                   variant_overrides={}, env="two_step", seed=0, budget="quick", steps=10, overrides={},
+                   config_hash=config_hash)
+
+
+def test_prepare_keeps_checkpoints_of_the_same_config_and_clears_another(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert worker._prepare(_task(run, "aaaa")) is False  # nothing to resume yet
+    (run / "checkpoint.pt").write_bytes(b"x")
+    (run / "summary.json").write_text("{}")
+    (run / "error.txt").write_text("old")
+    (run / ".metrics.csv.123.tmp").write_text("half")
+    assert worker._prepare(_task(run, "aaaa")) is True
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "sweep.yaml"]
+    assert worker._prepare(_task(run, "bbbb")) is False
+    assert sorted(p.name for p in run.iterdir()) == ["sweep.yaml"]
+
+
+def test_train_gets_resume_only_where_it_accepts_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import factorize.train
+
+    calls: list[dict[str, Any]] = []
+
+    def new_train(cfg: Any, out: Any, progress: bool | None = None, resume: bool = False) -> dict[str, Any]:
+        calls.append({"progress": progress, "resume": resume})
+        return {}
+
+    def old_train(cfg: Any, out: Any) -> dict[str, Any]:
+        calls.append({})
+        return {}
+
+    monkeypatch.setattr(factorize.train, "train", new_train)
+    worker._train(None, tmp_path, resume=True)
+    monkeypatch.setattr(factorize.train, "train", old_train)
+    worker._train(None, tmp_path, resume=True)
+    assert calls == [{"progress": False, "resume": True}, {}]
