@@ -5,7 +5,6 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 STAMP  := $(VENV)/.installed
-OUT    ?= runs/make-run
 
 .PHONY: run test bench venv clean
 
@@ -17,12 +16,17 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# The quickstart sweep (resumable: a second `make run` only redoes what is missing), its report,
+# and the two-step game's learned Q_tot for QMIX and VDN.
 run: $(STAMP)
+	-$(VENV)/bin/factorize sweep quickstart --budget quick --workers 2
+	$(VENV)/bin/factorize report results/quickstart --out report/quickstart
 	@for algo in qmix vdn; do \
-	  $(VENV)/bin/factorize train --algo $$algo --env two_step --steps 4000 --seed 0 \
-	    --out $(OUT)/$$algo explore.schedule=fixed || exit $$?; \
-	  $(VENV)/bin/factorize qtable $(OUT)/$$algo || exit $$?; \
+	  echo "== $$algo on two_step (seed 0): greedy return and Q_tot per state"; \
+	  $(VENV)/bin/factorize eval results/quickstart/two_step/$$algo/default/s0 --episodes 8 || exit $$?; \
+	  $(VENV)/bin/factorize qtable results/quickstart/two_step/$$algo/default/s0 || exit $$?; \
 	done
+	@echo "report: report/quickstart/report.md"
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2 --benchmark-disable

@@ -199,31 +199,27 @@ def _task(run_dir: Path, config_hash: str) -> RunTask:
 def test_prepare_keeps_checkpoints_of_the_same_config_and_clears_another(tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert worker._prepare(_task(run, "aaaa")) is False  # nothing to resume yet
-    (run / "checkpoint.pt").write_bytes(b"x")
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "step_000000000010.pt").write_bytes(b"x")
     (run / "summary.json").write_text("{}")
     (run / "error.txt").write_text("old")
     (run / ".metrics.csv.123.tmp").write_text("half")
     assert worker._prepare(_task(run, "aaaa")) is True
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt", "sweep.yaml"]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "sweep.yaml"]
     assert worker._prepare(_task(run, "bbbb")) is False
     assert sorted(p.name for p in run.iterdir()) == ["sweep.yaml"]
 
 
-def test_train_gets_resume_only_where_it_accepts_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_train_is_called_quietly_with_resume(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import factorize.train
 
     calls: list[dict[str, Any]] = []
 
-    def new_train(cfg: Any, out: Any, progress: bool | None = None, resume: bool = False) -> dict[str, Any]:
+    def fake_train(cfg: Any, out: Any, progress: bool | None = None, resume: bool = False) -> dict[str, Any]:
         calls.append({"progress": progress, "resume": resume})
         return {}
 
-    def old_train(cfg: Any, out: Any) -> dict[str, Any]:
-        calls.append({})
-        return {}
-
-    monkeypatch.setattr(factorize.train, "train", new_train)
+    monkeypatch.setattr(factorize.train, "train", fake_train)
     worker._train(None, tmp_path, resume=True)
-    monkeypatch.setattr(factorize.train, "train", old_train)
-    worker._train(None, tmp_path, resume=True)
-    assert calls == [{"progress": False, "resume": True}, {}]
+    worker._train(None, tmp_path, resume=False)
+    assert calls == [{"progress": False, "resume": True}, {"progress": False, "resume": False}]

@@ -240,7 +240,7 @@ MATRIX = {
     "qtran": (500, {"learner.lr": 0.002}),
     "ow_qmix": (300, {"learner.lr": 0.002}),
     "cw_qmix": (300, {"learner.lr": 0.002}),
-    "qplex": (1000, {"learner.lr": 0.002}),
+    "qplex": (2000, {"learner.lr": 0.005}),
     "vdn": (1000, {"learner.lr": 0.002}),
     "qmix": (1000, {"learner.lr": 0.002}),
 }
@@ -277,8 +277,11 @@ def test_matrix_game_optimum_missed_by_monotonic_methods(tmp_path: Path, algo: s
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", NEW_METHODS)
 def test_two_step_game_return_8(tmp_path: Path, algo: str) -> None:
-    summary, out = run(tmp_path, algo, "two_step", 1000, **{"explore.schedule": "fixed", "learner.lr": 0.002})
-    assert summary["test_return_mean"] == 8.0
-    cfg, learner, _ = load_learner(out)
-    tables = q_tables(cfg, learner)
-    assert tables["1"]["greedy"][0] == 1 and tables["2B"]["greedy"] == [1, 1]
+    solved = 0
+    for seed in SEEDS:
+        summary, out = run(tmp_path, algo, "two_step", 1000, seed, **{"explore.schedule": "fixed", "learner.lr": 0.002})
+        cfg, learner, _ = load_learner(out)
+        tables = q_tables(cfg, learner)
+        path_b = tables["1"]["greedy"][0] == 1 and tables["2B"]["greedy"] == [1, 1]
+        solved += int(summary["test_return_mean"] == 8.0 and path_b)
+    assert solved >= 4, f"{algo} solved the two-step game in {solved}/5 seeds"

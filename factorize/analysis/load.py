@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from factorize.errors import FactorizeError
+from factorize.experiments.rundir import RunDir
 
 ID_COLUMNS = ["experiment", "algo", "variant", "env", "seed", "run", "status", "note"]
 DATA_COLUMNS = ["step", "split", "metric", "value"]
@@ -113,7 +114,7 @@ def _qtables(rundir: Path, cfg: dict[str, Any]) -> dict[str, dict[str, Any]] | N
     if cached.is_file():
         data = json.loads(cached.read_text())
         tables = data.get("states", data)
-    elif capable and (rundir / "checkpoint.pt").is_file():
+    elif capable and RunDir(rundir).checkpoints():
         from factorize.qtable import q_tables
         from factorize.train import load_learner
 

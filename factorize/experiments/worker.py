@@ -13,7 +13,6 @@ on stdin.
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import sys
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 
 from factorize.errors import FactorizeError
 from factorize.experiments import runstate
+from factorize.experiments.rundir import RunDir
 from factorize.experiments.plan import RunTask, config_hash
 
 INCOMPLETE = "incomplete"
@@ -90,16 +90,10 @@ def record_crash(task: RunTask, message: str) -> RunOutcome:
 
 
 def _train(cfg: Any, out: Path, resume: bool) -> dict[str, Any]:
-    """Call `train`, passing `resume=True` where this version of `train` can resume."""
+    """Train quietly (the sweep shows its own progress), from the newest checkpoint if `resume`."""
     from factorize.train import train
 
-    params = inspect.signature(train).parameters
-    kwargs: dict[str, Any] = {}
-    if "progress" in params:
-        kwargs["progress"] = False
-    if resume and "resume" in params:
-        kwargs["resume"] = True
-    return train(cfg, out, **kwargs)
+    return train(cfg, out, progress=False, resume=resume)
 
 
 def _prepare(task: RunTask) -> bool:
@@ -120,7 +114,7 @@ def _prepare(task: RunTask) -> bool:
     else:
         runstate.clear(run_dir)
     runstate.write_sweep_meta(run_dir, sweep_meta(task))
-    return same and any(run_dir.glob("checkpoint*"))  # checkpoint.pt or checkpoints/
+    return same and bool(RunDir(run_dir).checkpoints())
 
 
 def execute(task: RunTask) -> RunOutcome:
