@@ -147,3 +147,31 @@ def test_atomic_write_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monk
         rd.atomic_write(target, "new")
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_a_diverging_run_does_not_stop_its_sweep(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+
+    from factorize.experiments.sweep import MANIFEST, run_sweep
+
+    spec = {
+        "name": "boom",
+        "description": "one variant's rewards overflow float32 squared errors",
+        "base": {"runner.checkpoint_interval": 8, "agent.kind": "mlp", "env.payoff": [[1, 0], [0, 1]]},
+        "algos": ["qmix"],
+        "variants": {"fine": {}, "boom": {"env.payoff": [[1e30, 0], [0, 0]]}},
+        "envs": ["matrix"],
+        "seeds": 2,
+        "budgets": {"quick": {"steps": 96, "eval_interval": 48, "test_episodes": 2},
+                    "full": {"steps": 96, "eval_interval": 48, "test_episodes": 2}},
+    }
+    path = tmp_path / "boom.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    run_sweep(str(path), budget="quick", workers=2, out=tmp_path / "out")
+    runs = {r["id"]: r["status"] for r in json.loads((tmp_path / "out" / MANIFEST).read_text())["runs"]}
+    assert runs == {f"matrix/qmix/{v}/s{s}": ("diverged" if v == "boom" else "finished")
+                    for v in ("fine", "boom") for s in (0, 1)}
+    diverged = RunDir(tmp_path / "out" / "matrix/qmix/boom/s0")
+    assert diverged.summary()["diverged_at_step"] == 32 and diverged.checkpoints()
