@@ -217,6 +217,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "runner.test_episodes": 100,
         "runner.eval_interval": 10_000,
         "runner.log_interval": 10_000,
+        # ours, not EPyMARL's: envs stepped in lockstep (the update ratio above is per env step)
+        "runner.n_envs": 32,
     },
     # PyMARL's SMAC defaults.
     "pymarl": {
