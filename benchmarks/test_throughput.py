@@ -67,7 +67,7 @@ def test_raw_env_steps_per_second(benchmark, report, n_envs: int) -> None:
 
 def test_raw_env_steps_per_second_mpe2(benchmark, report) -> None:
     """mpe2's own simple_spread through PettingZoo, one env: what the native version replaces."""
-    mpe2 = pytest.importorskip("mpe2")
+    pytest.importorskip("mpe2")
     from mpe2 import simple_spread_v3
 
     env = simple_spread_v3.parallel_env(max_cycles=25)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any, Callable
 
 from factorize.config import EnvConfig
@@ -32,6 +33,7 @@ __all__ = [
     "resolve_backend",
     "env_defaults",
     "env_notes",
+    "env_package",
     "list_envs",
     "register_env",
 ]
@@ -56,13 +58,15 @@ class EnvFamily:
     examples: tuple[str, ...] = ()
     check: Callable[[str | None], None] | None = None
     vec_factory: Callable[[str | None, EnvConfig, int], BatchedEnv] | None = None
-    """Natively batched envs (SMAX): (arg, cfg, n_envs, seed) -> an object on VecEnv's interface."""
+    """Natively batched envs (SMAX): (arg, cfg, n_envs) -> an object on VecEnv's interface."""
     extra: str | None = None
     """The pip extra (`factorize[extra]`) with the family's optional packages."""
     modules: tuple[str, ...] = ()
     """Modules that must be importable for the family to work (shown by `factorize list envs`)."""
     returns: str = ""
     """What an episode's return and win rate mean here (written to summary.json)."""
+    package: str = "factorize"
+    """The distribution that implements the env (its version goes into a run's provenance)."""
 
 
 _FAMILIES: dict[str, EnvFamily] = {}
@@ -91,6 +95,7 @@ register_env(
         needs_arg=False,
         defaults=_SMALL_GAME_DEFAULTS,
         examples=tuple(f"matrix:{v}" for v in MATRIX_BUILTIN) + ("matrix",),
+        returns="payoff of the greedy joint action (one-step episodes); win rate is always 0",
         check=_check_matrix,
     ),
 )
@@ -102,6 +107,7 @@ register_env(
         needs_arg=False,
         defaults=_SMALL_GAME_DEFAULTS,
         examples=("two_step",),
+        returns="sum of the two steps' team rewards (the optimum is 8); win rate is always 0",
         check=_check_no_arg,
     ),
 )
@@ -127,6 +133,7 @@ register_env(
         examples=("pettingzoo:pettingzoo.sisl.pursuit_v5",),
         check=pettingzoo.check_module,
         extra=pettingzoo.EXTRA,
+        package="pettingzoo",
         modules=("pettingzoo",),
     ),
 )
@@ -142,6 +149,7 @@ register_env(
         examples=("mpe:simple_spread_v3", "mpe:simple_speaker_listener_v4", "mpe:simple_reference_v3"),
         check=mpe.check_scenario,
         extra=mpe.EXTRA,
+        package="mpe2",
         modules=("pettingzoo", "mpe2"),
     ),
 )
@@ -157,6 +165,7 @@ register_env(
         examples=(f"lbf:{lbf.EXAMPLE}",),
         check=lbf.check,
         extra=lbf.EXTRA,
+        package="lbforaging",
         modules=("lbforaging",),
     ),
 )
@@ -172,6 +181,7 @@ register_env(
         examples=(f"rware:{rware.EXAMPLE}",),
         check=rware.check,
         extra=rware.EXTRA,
+        package="rware",
         modules=("rware",),
     ),
 )
@@ -188,6 +198,7 @@ register_env(
         check=smax.check_map,
         vec_factory=smax.make_smax_vec,
         extra=smax.EXTRA,
+        package="jaxmarl",
         modules=("jaxmarl", "six"),
     ),
 )
@@ -251,6 +262,16 @@ def env_info(cfg: EnvConfig) -> EnvInfo:
     info = env.info
     env.close()
     return info
+
+
+def env_package(name: str) -> dict[str, str | None]:
+    """The distribution implementing env `name` and its installed version (provenance)."""
+    package = _split(name)[0].package
+    try:
+        version: str | None = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        version = None
+    return {"name": package, "version": version}
 
 
 def env_notes(name: str) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,38 +20,6 @@ ERROR_FILE = "error.txt"
 SUMMARY_FILE = "summary.json"
 KEEP_ON_CLEAR = ("worker.log",)
 """Files a stale run directory keeps when cleared (the log is open in the sweep process)."""
-
-ENV_FAMILY_PACKAGES = {"mpe": "mpe2", "pettingzoo": "pettingzoo", "lbf": "lbforaging", "rware": "rware",
-                       "smax": "jaxmarl"}
-"""The package behind each env family; families not listed are built into factorize."""
-
-
-def env_package(env_name: str) -> dict[str, str | None]:
-    """The package that implements env `env_name` and its installed version (provenance)."""
-    package = ENV_FAMILY_PACKAGES.get(env_name.partition(":")[0], "factorize")
-    try:
-        version: str | None = metadata.version(package)
-    except metadata.PackageNotFoundError:
-        version = None
-    return {"name": package, "version": version}
-
-
-_RETURN = {
-    "matrix": "payoff of the joint action (one-step episodes)",
-    "two_step": "sum of the two steps' team rewards (the optimum is 8)",
-}
-_RETURN_PER_AGENT = ("undiscounted episode sum of the team reward, which is env.reward (sum or mean, "
-                     "see config.yaml) of the agents' own rewards")
-
-
-def metric_definitions(env_name: str) -> dict[str, str]:
-    """What `return_mean` and `win_rate` in metrics.csv mean for this env (so tables compare knowingly)."""
-    family = env_name.partition(":")[0]
-    won = ("fraction of episodes won (all enemies defeated)" if family == "smax"
-           else "not defined for this env (always 0)")
-    return {"return_mean": f"mean over episodes of the {_RETURN.get(family, _RETURN_PER_AGENT)}",
-            "win_rate": won}
-
 
 def read_sweep_meta(run_dir: Path) -> dict[str, Any] | None:
     return read_mapping(Path(run_dir) / SWEEP_FILE)

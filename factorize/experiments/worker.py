@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from factorize.envs import env_notes, env_package
 from factorize.errors import FactorizeError
 from factorize.experiments import runstate
 from factorize.experiments.rundir import RunDir
@@ -57,8 +58,9 @@ def sweep_meta(task: RunTask) -> dict[str, Any]:
         "seed": task.seed,
         "budget": task.budget,
         "config_hash": task.config_hash,
-        "env_package": runstate.env_package(task.env),
-        "metrics": runstate.metric_definitions(task.env),
+        "env_package": env_package(task.env),
+        "metrics": {"return_mean": env_notes(task.env).get("returns", ""),
+                    "win_rate": "fraction of test episodes won (0 where the env has no win)"},
         **task.meta,
     }
 
