@@ -149,10 +149,12 @@ def test_shipped_specs_parse_and_cover_the_study() -> None:
     specs = {name: load_spec(name) for name in builtin_specs()}
     for name, spec in specs.items():
         assert spec.name == name and listed[name]
-    (mg,) = specs["matrix_games"].grids
-    assert set(mg.algos) == EXPECTED_ALGOS and len(mg.seeds) == 5
-    assert set(mg.envs) == {"matrix:qtran", "matrix:climbing", "matrix:penalty", "two_step"}
-    assert mg.base["explore.schedule"] == "fixed" and mg.base["explore.epsilon_start"] == 1.0
+    mgs = specs["matrix_games"].grids
+    assert set().union(*(g.algos for g in mgs)) == EXPECTED_ALGOS
+    for mg in mgs:  # every grid: the four games, 5 seeds, uniform data
+        assert len(mg.seeds) == 5
+        assert set(mg.envs) == {"matrix:qtran", "matrix:climbing", "matrix:penalty", "two_step"}
+        assert mg.base["explore.schedule"] == "fixed" and mg.base["explore.epsilon_start"] == 1.0
     (ab,) = specs["ablation"].grids
     assert {v.name for v in ab.variants} == ABLATION and set(ab.envs) == REAL_TASKS and len(ab.seeds) == 5
     swap = {v.name: v for v in ab.variants}
@@ -162,7 +164,7 @@ def test_shipped_specs_parse_and_cover_the_study() -> None:
     qs = specs["quickstart"].grids
     assert set().union(*(g.algos for g in qs)) == EXPECTED_ALGOS
     assert {v.name for g in qs for v in g.variants} >= ABLATION
-    for grid in (*specs["quickstart"].grids, mg, ab, bl):
+    for grid in (*specs["quickstart"].grids, *mgs, ab, bl):
         assert grid.budgets["quick"].steps < grid.budgets["full"].steps
 
 
