@@ -1,9 +1,37 @@
-"""Epsilon schedules: linear over env steps (PyMARL), multiplied per episode (the QMIX design
-card), or fixed (epsilon 1 gives the uniform data of the matrix-game experiments)."""
+"""Action selection over available actions, and the epsilon schedules that drive it.
+
+Schedules: linear over env steps (PyMARL), multiplied per episode (the QMIX design card), or
+fixed (epsilon 1 gives the uniform data of the matrix-game experiments). The greedy choice here is
+the one rollouts, the learner's double-Q targets and `qtable` all use.
+"""
 
 from __future__ import annotations
 
+import torch
+
 from factorize.config import ExploreConfig
+
+
+def greedy_actions(qs: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    """argmax over available actions: qs [...,A], avail [...,A] (bool) -> [...] long.
+
+    Rows with no available action (padding after an episode ends) fall back to action 0.
+    """
+    return qs.masked_fill(~avail, float("-inf")).argmax(dim=-1)
+
+
+def select_actions(
+    qs: torch.Tensor, avail: torch.Tensor, epsilon: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Epsilon-greedy over available actions: qs, avail [E,N,A] -> actions [E,N] (long)."""
+    greedy = greedy_actions(qs, avail)
+    if epsilon <= 0.0:
+        return greedy
+    # uniform over available actions: random scores, unavailable ones pushed below any draw
+    scores = torch.rand(avail.shape, generator=generator).masked_fill(~avail, -1.0)
+    random = scores.argmax(dim=-1)
+    explore = torch.rand(greedy.shape, generator=generator) < epsilon
+    return torch.where(explore, random, greedy)
 
 
 class EpsilonSchedule:

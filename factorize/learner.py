@@ -20,22 +20,12 @@ from factorize.algorithms.objective import Objective, UpdateInputs
 from factorize.buffer import EpisodeBatch
 from factorize.config import RunConfig
 from factorize.envs.base import EnvInfo
+from factorize.exploration import greedy_actions
 from factorize.mixers import build_mixer
 from factorize.networks import AgentNetwork
 
-NEG_INF = float("-inf")
-
-
 class DivergedError(RuntimeError):
     """A non-finite loss, gradient or value: the update was not applied."""
-
-
-def greedy_actions(qs: Tensor, avail: Tensor) -> Tensor:
-    """argmax over available actions: qs [...,A], avail [...,A] (bool) -> [...] long.
-
-    Rows with no available action (padding after an episode ends) fall back to action 0.
-    """
-    return qs.masked_fill(~avail, NEG_INF).argmax(dim=-1)
 
 
 class Learner(nn.Module):

@@ -17,7 +17,8 @@ import torch
 from factorize.config import RunConfig
 from factorize.envs import make_env
 from factorize.errors import FactorizeError
-from factorize.learner import Learner, greedy_actions
+from factorize.exploration import greedy_actions
+from factorize.learner import Learner
 
 
 def q_tables(cfg: RunConfig, learner: Learner) -> dict[str, dict[str, Any]]:

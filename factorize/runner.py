@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from factorize.buffer import EpisodeBatch
+from factorize.exploration import select_actions
 from factorize.envs.vec import BatchedEnv
 from factorize.networks import AgentNetwork
 
@@ -27,20 +28,6 @@ class RolloutStats:
     @property
     def steps(self) -> int:
         return int(self.lengths.sum())
-
-
-def select_actions(
-    qs: torch.Tensor, avail: torch.Tensor, epsilon: float, generator: torch.Generator
-) -> torch.Tensor:
-    """Epsilon-greedy over available actions: qs, avail [E,N,A] -> actions [E,N] (long)."""
-    greedy = qs.masked_fill(~avail, float("-inf")).argmax(dim=-1)
-    if epsilon <= 0.0:
-        return greedy
-    # uniform over available actions: random scores, unavailable ones pushed below any draw
-    scores = torch.rand(avail.shape, generator=generator).masked_fill(~avail, -1.0)
-    random = scores.argmax(dim=-1)
-    explore = torch.rand(greedy.shape, generator=generator) < epsilon
-    return torch.where(explore, random, greedy)
 
 
 class Runner:

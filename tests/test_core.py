@@ -14,9 +14,10 @@ from factorize.envs import TwoStepGame, VecEnv, make_env
 from factorize.envs.base import EnvInfo
 from factorize.errors import ConfigError
 from factorize.exploration import EpsilonSchedule
-from factorize.learner import Learner, greedy_actions
+from factorize.exploration import greedy_actions, select_actions
+from factorize.learner import Learner
 from factorize.networks import AgentNetwork
-from factorize.runner import Runner, select_actions
+from factorize.runner import Runner
 
 INFO = EnvInfo(n_agents=3, n_actions=4, obs_dim=5, state_dim=7, episode_limit=6)
 

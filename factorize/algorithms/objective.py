@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from factorize.buffer import EpisodeBatch
 from factorize.config import RunConfig
 from factorize.envs.base import EnvInfo
+from factorize.exploration import greedy_actions
 from factorize.mixers.base import Mixer, mix
 
 
@@ -68,8 +69,6 @@ class UpdateInputs:
 
         QTRAN's L_opt and CW-QMIX's weights are about the joint action the agents would take now.
         """
-        from factorize.learner import greedy_actions  # the learner imports this module
-
         return greedy_actions(self.agent_qs[:, :-1].detach(), self.batch.avail[:, :-1])
 
     def mix_online(self, mixer: Mixer | None, qs: Tensor, actions: Tensor) -> Tensor:
