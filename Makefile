@@ -8,10 +8,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test bench venv clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[test,envs]"
+	$(PIP) -e ".[test,envs,ray]"
 	touch $(STAMP)
 
 venv: $(STAMP)
