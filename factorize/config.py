@@ -427,7 +427,7 @@ def build_config(
     set_field(cfg, "env.name", env)
     preset = overrides.pop("preset", None)
     if preset is not None:
-        if preset not in PRESETS:
+        if not isinstance(preset, str) or preset not in PRESETS:
             raise ConfigError(f"preset: {preset!r} is not one of {', '.join(PRESETS)}")
         cfg.preset = preset
         apply_overrides(cfg, PRESETS[preset])

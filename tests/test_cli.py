@@ -39,6 +39,7 @@ def call(capsys, argv: list[str]) -> tuple[int, str, str]:
         (["--algo", "qmix", "--env", "two_step", "--steps", "-5"], "steps", "positive"),
         (["--algo", "qmix", "--env", "two_step", "learner.grad_clip=-1"], "learner.grad_clip", "positive"),
         (["--algo", "qmix", "--env", "two_step", "preset=fast"], "preset", "pymarl"),
+        (["--algo", "qmix", "--env", "two_step", "preset=[1,[2]]"], "preset", "pymarl"),
         (["--algo", "qmix", "--env", "two_step", "learner.lr"], "learner.lr", "key=value"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ from hypothesis import strategies as st
 from factorize.cli import main
 
 CASES = {"n": 0}
+# FUZZ_EXAMPLES=5000 shakes the CLI harder than CI has time for
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 
 KEYS = [
     "learner.lr", "learner.gamma", "learner.grad_clip", "learner.target_update", "learner.batch_size",
@@ -67,7 +70,7 @@ def trained(tmp_path_factory) -> Path:
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv=train_argv())
 def test_random_train_commands_exit_0_or_2(tmp_path: Path, argv: list[str]) -> None:
     CASES["n"] += 1
