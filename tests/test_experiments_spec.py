@@ -140,7 +140,7 @@ def test_grids_inherit_and_conflicting_duplicates_are_refused(tmp_path: Path) ->
 
 EXPECTED_ALGOS = {"iql", "vdn", "qmix", "qtran", "ow_qmix", "cw_qmix", "qplex"}
 ABLATION = {"full", "no_mixing", "monotonic_none", "no_hypernet", "no_target", "no_clip"}
-REAL_TASKS = {"mpe:simple_spread_v3", "lbf:Foraging-8x8-2p-2f-coop-v3"}
+REAL_TASKS = {"mpe:simple_spread_v3", "lbf:Foraging-8x8-2p-2f-v3", "smax:3m", "smax:2s3z"}
 
 
 def test_shipped_specs_parse_and_cover_the_study() -> None:
@@ -155,16 +155,21 @@ def test_shipped_specs_parse_and_cover_the_study() -> None:
         assert len(mg.seeds) == 5
         assert set(mg.envs) == {"matrix:qtran", "matrix:climbing", "matrix:penalty", "two_step"}
         assert mg.base["explore.schedule"] == "fixed" and mg.base["explore.epsilon_start"] == 1.0
-    (ab,) = specs["ablation"].grids
-    assert {v.name for v in ab.variants} == ABLATION and set(ab.envs) == REAL_TASKS and len(ab.seeds) == 5
-    swap = {v.name: v for v in ab.variants}
-    assert swap["no_mixing"].method == "vdn" and swap["monotonic_none"].overrides == {"mixer.monotonic": "none"}
-    (bl,) = specs["baselines"].grids
-    assert set(bl.algos) == EXPECTED_ALGOS and set(bl.envs) == REAL_TASKS and len(bl.seeds) == 5
+    ab, bl = specs["ablation"].grids, specs["baselines"].grids
+    assert set().union(*(g.envs for g in ab)) == REAL_TASKS == set().union(*(g.envs for g in bl))
+    for grid in ab:
+        assert {v.name for v in grid.variants} == ABLATION and len(grid.seeds) == 5
+        swap = {v.name: v for v in grid.variants}
+        assert swap["no_mixing"].method == "vdn" and swap["monotonic_none"].overrides == {"mixer.monotonic": "none"}
+    for grid in bl:
+        assert set(grid.algos) == EXPECTED_ALGOS and len(grid.seeds) == 5
+    # the ablation's full QMIX and VDN runs are the baselines' runs: same budget and base per task
+    for a, b in zip(ab, bl):
+        assert a.envs == b.envs and a.base == b.base and a.budgets == b.budgets
     qs = specs["quickstart"].grids
     assert set().union(*(g.algos for g in qs)) == EXPECTED_ALGOS
     assert {v.name for g in qs for v in g.variants} >= ABLATION
-    for grid in (*specs["quickstart"].grids, *mgs, ab, bl):
+    for grid in (*specs["quickstart"].grids, *mgs, *ab, *bl):
         assert grid.budgets["quick"].steps < grid.budgets["full"].steps
 
 
