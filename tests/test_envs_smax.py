@@ -34,6 +34,8 @@ def test_batched_episode_contract():
         actions = np.array([[rng.choice(np.flatnonzero(a)) for a in env_avail] for env_avail in avail])
         obs, state, new_avail, reward, terminated, truncated, won = env.step(actions, active)
         assert reward.dtype == np.float32 and np.isfinite(reward).all()
+        # every step, not only the first: SMAX's raw weapon cooldown falls without bound
+        assert state.min() >= 0 and state.max() <= 1, (state.min(), state.max())
         assert not (terminated & truncated).any() and not (won & ~terminated).any()
         assert not obs[~active].any() and not reward[~active].any(), "finished envs hand back zeros"
         length += active

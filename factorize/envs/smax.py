@@ -61,6 +61,7 @@ def world_state_scale(env: Any) -> np.ndarray:
     The raw state holds, per unit, (health fraction, x, y, weapon cooldown, unit-type one-hot),
     then every unit's team and its unit-type id. Positions run to the map size (32) and type ids
     to 5; fed raw to QMIX's hypernetworks they make Q_tot start near 30 for returns of at most 2.
+    The cooldown is not scaled here but replaced (`cooldown_fraction`).
     """
     per_unit = len(env.own_features)
     n_units = env.state_size // (per_unit + 2)  # allies and enemies (env.num_agents is allies only)
@@ -70,6 +71,21 @@ def world_state_scale(env: Any) -> np.ndarray:
         scale[u * per_unit + 2] = 1.0 / env.map_height
     scale[per_unit * n_units + n_units:] = 1.0 / max(1, env.unit_type_bits - 1)
     return scale
+
+
+def cooldown_fraction(env: Any, state: Any) -> Any:
+    """Each unit's weapon cooldown as a fraction of its type's, clipped to [0,1] (0 when dead).
+
+    SMAX's world_state carries the raw cooldown, which keeps falling below zero while a unit
+    holds fire (about -1 per second: -11 after 60 random steps, -100 in a passive episode). That
+    made the state a clock without bound: QMIX's hypernetworks extrapolated Q_tot from it, rated
+    holding fire highly and collapsed to passive play on 3 of 5 seeds of 3m, while VDN, which
+    reads no state, won. SMAX's own observations clip this feature the same way.
+    """
+    import jax.numpy as jnp
+
+    fraction = state.unit_weapon_cooldowns / env.unit_type_weapon_cooldowns[state.unit_types]
+    return jnp.clip(fraction, 0.0, 1.0) * state.unit_alive
 
 
 @dataclass(frozen=True)
@@ -108,12 +124,15 @@ def _compiled(map_name: str, n_envs: int, kwargs: dict[str, Any]) -> _Compiled:
     )
 
     scale = jnp.asarray(world_state_scale(env))
+    per_unit = len(env.own_features)
+    cooldowns = jnp.arange(env.state_size // (per_unit + 2)) * per_unit + env.own_features.index("weapon_cooldown")
 
     def observe(obs: dict, state: Any) -> tuple:
         avail = env.get_avail_actions(state)
+        world = (obs["world_state"].astype(jnp.float32) * scale).at[cooldowns].set(cooldown_fraction(env, state.state))
         return (
             jnp.stack([obs[a] for a in agents]).astype(jnp.float32),
-            obs["world_state"].astype(jnp.float32) * scale,
+            world,
             jnp.stack([avail[a] for a in agents]).astype(bool),
         )
 
