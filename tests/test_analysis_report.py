@@ -35,9 +35,11 @@ def make_run(
     status: str | None = "finished",
     error: str | None = None,
     qtable: dict[str, Any] | None = None,
+    win: float = 0.0,
 ) -> Path:
     """A synthetic run dir as `factorize train` writes it: config.yaml, metrics.csv with test
-    evaluations `(step, return)` (+ a train row each), summary.json (none when status is None).
+    evaluations `(step, return)` with win rate `win` (+ a train row each), summary.json (none when
+    status is None).
 
     Laid out as a sweep does: `<root>/<env>/<algo>/<variant>/s<seed>`. `qtable` is written as
     qtable.json (the `factorize qtable` JSON, `states` mapping).
@@ -56,7 +58,7 @@ def make_run(
     lines = [",".join(METRIC_COLUMNS)]
     for step, value in test:
         lines.append(f"{step},{step},train,{value - 1},0.0,0.5,1.0,0.1,1.0")
-        lines.append(f"{step},{step},test,{value},0.0,,,0.0,1.0")
+        lines.append(f"{step},{step},test,{value},{win},,,0.0,1.0")
     (path / "metrics.csv").write_text("\n".join(lines) + "\n")
     if status is not None:
         summary = {"status": status, "algo": algo, "env": env, "seed": seed, "steps": test[-1][0],
@@ -228,6 +230,18 @@ def test_matrix_game_table_multi_state(tmp_path: Path):
     # per state: the modal action and its seeds; the optimum of two_step (8) is a known constant
     assert games.loc["qmix", "greedy"] == "1:(A,B) 1/2; 2A:(A,A) 2/2; 2B:(B,B) 2/2"
     assert games.loc["qmix", "optimum"] == 8.0 and games.loc["qmix", "found_optimum"] == 1.0
+
+
+def test_win_rate_scores_a_smax_task_only_once_some_run_won(tmp_path: Path):
+    for seed, (ret, win) in enumerate([(1.2, 0.5), (0.8, 0.0)]):
+        make_run(tmp_path / "r", "qmix", "smax:3m", seed, [(100, ret)], win=win)
+        make_run(tmp_path / "r", "qmix", "smax:2s3z", seed, [(100, ret)])
+    df = _load(tmp_path / "r")
+    assert agg.score_metrics(df) == {"smax:2s3z": "return_mean", "smax:3m": "win_rate"}
+    final = agg.final_scores(df).set_index(["env", "seed"])["value"]
+    assert final[("smax:3m", 0)] == 0.5 and final[("smax:2s3z", 0)] == 1.2
+    text = build_report(df, tmp_path / "out").markdown
+    assert "test win rate on smax:3m (return on smax:2s3z: no run won a test episode)" in text
 
 
 def test_report_from_tidy_csv_alone_is_identical(results: Path, tmp_path: Path):

@@ -88,6 +88,7 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
         raise FactorizeError(f"--out: cannot write to {out}: {exc.strerror}") from None
     w = _Writer(out, formats)
 
+    metrics = agg.score_metrics(df)
     curves = agg.score_curves(df)
     final = agg.final_scores(df)
     perf = agg.final_performance(final)
@@ -109,8 +110,8 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
     w.text("# factorize report")
     w.text(
         f"{len(runs)} run(s) in {len(experiments)} experiment(s): {n_finished} finished, "
-        f"{len(runs) - n_finished} not used. Score = test return (win rate on SMAX) of greedy "
-        "policies; final = at the last test evaluation. Intervals are "
+        f"{len(runs) - n_finished} not used. {agg.score_names(metrics)}; "
+        "final = at the last test evaluation. Intervals are "
         f"{int(CONFIDENCE * 100)}% percentile bootstrap CIs over seeds ({REPS} resamples); "
         "IQM = interquartile mean (Agarwal et al. 2021); n = number of seeds. "
         f"A method not run on a task shows {tables.MISSING}.",
@@ -141,7 +142,7 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
                 f"{s}__final")
 
         e_curves = _only(mcurves, exp)
-        ylabel = {t: "test win rate" if agg.score_metric(t) == "win_rate" else "test return" for t in tasks}
+        ylabel = {t: "test win rate" if metrics[t] == "win_rate" else "test return" for t in tasks}
         w.data(e_curves, f"{s}__curves")
         w.text("### Learning curves")
         w.figure(plots.learning_curves(e_curves, colors, ylabel, out / "figures" / f"{s}__curves", formats),
