@@ -7,6 +7,7 @@ actions, drawn from the run's own torch generator so the same seed gives the sam
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,6 +16,9 @@ from factorize.buffer import EpisodeBatch
 from factorize.exploration import select_actions
 from factorize.envs.vec import BatchedEnv
 from factorize.networks import AgentNetwork
+
+if TYPE_CHECKING:
+    from factorize.config import RunConfig
 
 
 @dataclass
@@ -74,3 +78,16 @@ class Runner:
             if not active.any():
                 break
         return batch, RolloutStats(returns=returns, won=won, lengths=lengths)
+
+
+def random_policy(cfg: RunConfig, episodes: int = 256, n_envs: int = 32, seed: int = 123) -> RolloutStats:
+    """Outcomes of uniformly random legal actions on cfg's task: the baseline a learned policy
+    must clearly beat (learning tests and the published results quote it)."""
+    from factorize.envs import make_vec_env
+
+    env = make_vec_env(cfg.env, n_envs)
+    runner = Runner(env, AgentNetwork(cfg.agent, env.info), torch.Generator().manual_seed(seed))
+    parts = []
+    while sum(len(p.returns) for p in parts) < episodes:
+        parts.append(runner.rollout(epsilon=1.0)[1])
+    return RolloutStats(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("returns", "won", "lengths")))

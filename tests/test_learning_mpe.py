@@ -15,7 +15,7 @@ def test_qmix_gru_beats_random_on_simple_spread(tmp_path) -> None:
     cfg = build_config("qmix", "mpe:simple_spread_v3",
                        {"preset": "epymarl", "agent.kind": "gru", "explore.anneal_steps": 10_000,
                         "runner.eval_interval": 10_000, "runner.test_episodes": 64}, steps=20_000, seed=0)
-    random_return, _ = random_policy_return(cfg)  # about -83 (summed over 3 agents, 25 steps)
+    random_return, _ = random_policy_return(cfg)  # about -80 (summed over 3 agents, 25 steps)
     summary = train(cfg, tmp_path / "run", progress=False)
     learned = summary["test_return_mean"]
     # clearly above random: at least 10 return units better (random episodes vary by about 1 SE)
