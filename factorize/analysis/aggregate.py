@@ -53,13 +53,14 @@ def order_methods(labels) -> list[str]:
 def score_metrics(df: pd.DataFrame) -> dict[str, str]:
     """The metric each task is judged by: win rate on tasks that have one (SMAX), else return.
 
-    A win-rate task on which no finished run ever won a test episode (SMAX 2s3z after a short
-    budget) is judged by return instead: a table of zeros would hide every difference, and the
-    return still counts the enemy health each method removed.
+    A win-rate task on which no finished run wins a test episode at its final evaluation (SMAX
+    2s3z after a short budget) is judged by return instead: a table of zero final scores would
+    hide every difference, and the return still counts the enemy health each method removed.
     """
     f = finished(df)
-    tests = f[(f["split"] == "test") & (f["metric"] == "win_rate")]
-    won = set(tests.loc[tests["value"] > 0, "env"])
+    tests = f[(f["split"] == "test") & (f["metric"] == "win_rate")].sort_values("step", kind="stable")
+    last = tests.groupby("run").tail(1)
+    won = set(last.loc[last["value"] > 0, "env"])
     return {env: "win_rate" if env.split(":")[0] in WIN_RATE_FAMILIES and env in won else "return_mean"
             for env in sorted(f["env"].unique())}
 
@@ -72,7 +73,7 @@ def score_names(metrics: dict[str, str]) -> str:
     if wins:
         text += f", test win rate on {', '.join(wins)}"
     if lost:
-        text += f" (return on {', '.join(lost)}: no run won a test episode)"
+        text += f" (return on {', '.join(lost)}: no run won a final test episode)"
     return text
 
 
