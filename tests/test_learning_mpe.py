@@ -18,5 +18,6 @@ def test_qmix_gru_beats_random_on_simple_spread(tmp_path) -> None:
     random_return, _ = random_policy_return(cfg)  # about -80 (summed over 3 agents, 25 steps)
     summary = train(cfg, tmp_path / "run", progress=False)
     learned = summary["test_return_mean"]
-    # clearly above random: at least 10 return units better (random episodes vary by about 1 SE)
+    print(f"simple_spread: random {random_return:.1f}, QMIX after 20k steps {learned:.1f}")
+    # clearly above random: at least 10 return units better (seed 0 reached -59.1 against -77.8)
     assert learned > random_return + 10, (learned, random_return)

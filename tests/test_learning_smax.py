@@ -23,5 +23,6 @@ def test_qmix_gru_beats_random_on_smax_3m(tmp_path) -> None:
     print(f"SMAX 3m: random {random_return:.3f} ({random_wins:.0%} won), "
           f"QMIX after 12k steps {learned:.3f} ({summary['test_win_rate']:.0%} won)")
     # SMAX return: enemy health removed (0..1) plus 1 for a win. Random play scores about 0.18
+    # (no wins); seed 0 reached 1.06 and won 23% of its test episodes after 12k steps
     assert learned > random_return + 0.3, (learned, random_return)
     assert summary["test_win_rate"] >= random_wins, (summary["test_win_rate"], random_wins)
