@@ -285,3 +285,34 @@ def test_two_step_game_return_8(tmp_path: Path, algo: str) -> None:
         path_b = tables["1"]["greedy"][0] == 1 and tables["2B"]["greedy"] == [1, 1]
         solved += int(summary["test_return_mean"] == 8.0 and path_b)
     assert solved >= 4, f"{algo} solved the two-step game in {solved}/5 seeds"
+
+
+def padded_batch(info, lengths: list[int], seed: int = 0) -> EpisodeBatch:
+    """Episodes of different lengths as the buffer stores them: after the last real step the
+    obs, state and availability are zeros (no action available), as finished envs hand back."""
+    gen = torch.Generator().manual_seed(seed)
+    B, T, N, A = len(lengths), info.episode_limit, info.n_agents, info.n_actions
+    mask = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
+    live = torch.cat([mask, torch.zeros(B, 1, dtype=torch.bool)], dim=1)  # [B,T+1]
+    avail = (torch.rand(B, T + 1, N, A, generator=gen) < 0.7) & live[..., None, None]
+    avail[..., 0] |= live[..., None]  # a real step always has an available action
+    actions = torch.multinomial(avail[:, :-1].reshape(-1, A).float() + 1e-9, 1, generator=gen).view(B, T, N)
+    return EpisodeBatch(obs=torch.randn(B, T + 1, N, info.obs_dim, generator=gen) * live[..., None, None],
+                        state=torch.randn(B, T + 1, info.state_dim, generator=gen) * live[..., None],
+                        avail=avail, actions=actions * mask[..., None],
+                        reward=torch.randn(B, T, generator=gen) * mask,
+                        terminated=torch.nn.functional.one_hot(torch.tensor(lengths) - 1, T).bool(), mask=mask)
+
+
+@pytest.mark.parametrize("algo", ["iql", "vdn", "qmix", *NEW_METHODS])
+@pytest.mark.parametrize("kind", ["mlp", "gru"])
+def test_every_method_has_a_finite_loss_on_padded_episodes_with_action_masks(algo: str, kind: str) -> None:
+    # QPLEX's V_i = max over available actions was -inf on padding and the terminal next state
+    # (no action available there), and -inf * 0 made every loss NaN on LBF and SMAX
+    from factorize.envs.base import EnvInfo
+
+    info = EnvInfo(n_agents=3, n_actions=4, obs_dim=5, state_dim=6, episode_limit=6)
+    learner = Learner(build_config(algo, "two_step", {"agent.kind": kind}), info)
+    for update in range(3):
+        stats = learner.update(padded_batch(info, [6, 2, 4, 1], seed=update))
+        assert torch.isfinite(torch.tensor([stats["loss"], stats["grad_norm"]])).all(), (update, stats)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -39,6 +40,19 @@ class Mixer(nn.Module):
         raise NotImplementedError
 
 
+def max_over_available(agent_qs: Tensor, avail: Tensor | None) -> Tensor:
+    """Each agent's max utility over its available actions [...,N].
+
+    Where no action is available (padding after an episode ends, and the terminal next state)
+    the value is masked out downstream but must stay finite: -inf there turned QPLEX's loss
+    into NaN (-inf * 0), so those rows take the plain max.
+    """
+    if avail is None:
+        return agent_qs.max(dim=-1).values
+    best = agent_qs.masked_fill(~avail, float("-inf")).max(dim=-1).values
+    return torch.where(avail.any(dim=-1), best, agent_qs.max(dim=-1).values)
+
+
 def mix(
     mixer: Mixer | None,
     qs: Tensor,
@@ -64,8 +78,7 @@ def mix(
         ctx.actions_onehot = F.one_hot(actions, agent_qs.shape[-1]).to(qs.dtype)
     if "max_qs" in mixer.needs:
         assert agent_qs is not None
-        masked = agent_qs if avail is None else agent_qs.masked_fill(~avail, float("-inf"))
-        ctx.max_qs = masked.max(dim=-1).values
+        ctx.max_qs = max_over_available(agent_qs, avail)
     if "agent_features" in mixer.needs:
         ctx.agent_features = agent_features
     if "agent_qs" in mixer.needs:
