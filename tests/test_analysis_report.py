@@ -232,10 +232,11 @@ def test_matrix_game_table_multi_state(tmp_path: Path):
     assert games.loc["qmix", "optimum"] == 8.0 and games.loc["qmix", "found_optimum"] == 1.0
 
 
-def test_win_rate_scores_a_smax_task_only_once_some_run_won_its_final_test(tmp_path: Path):
+def test_win_rate_scores_a_smax_task_only_when_its_runs_win_some_final_tests(tmp_path: Path):
     for seed, (ret, win) in enumerate([(1.2, 0.5), (0.8, 0.0)]):
         make_run(tmp_path / "r", "qmix", "smax:3m", seed, [(100, ret)], win=win)
-        make_run(tmp_path / "r", "qmix", "smax:2s3z", seed, [(100, ret)])
+        # one final win in 32 episodes (0.03) on one seed: a mean final win rate below 5%
+        make_run(tmp_path / "r", "qmix", "smax:2s3z", seed, [(100, ret)], win=0.03 * (seed == 1))
     # a win at an earlier evaluation only does not make 2s3z a win-rate task
     early = tmp_path / "r" / "smax-2s3z" / "qmix" / "default" / "s0" / "metrics.csv"
     early.write_text(early.read_text().replace("100,100,test,1.2,0.0", "50,50,test,1.0,0.25\n100,100,test,1.2,0.0"))
@@ -244,7 +245,7 @@ def test_win_rate_scores_a_smax_task_only_once_some_run_won_its_final_test(tmp_p
     final = agg.final_scores(df).set_index(["env", "seed"])["value"]
     assert final[("smax:3m", 0)] == 0.5 and final[("smax:2s3z", 0)] == 1.2
     text = build_report(df, tmp_path / "out").markdown
-    assert "test win rate on smax:3m (return on smax:2s3z: no run won a final test episode)" in text
+    assert "test win rate on smax:3m (return on smax:2s3z: final win rate below 5%)" in text
 
 
 def test_report_from_tidy_csv_alone_is_identical(results: Path, tmp_path: Path):
