@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from factorize.envs import make_vec_env
+from factorize.mixers.base import max_over_available
 from factorize.runner import Runner
 from factorize.train import load_learner
 
@@ -28,7 +29,7 @@ def slopes(run: Path) -> dict[str, float | str]:
     batch, stats = runner.rollout(epsilon=0.0)
     with torch.no_grad():
         qs = learner.agent(batch.obs.float(), batch.actions.long())
-    greedy = qs[:, :-1].max(-1).values.requires_grad_(True)
+    greedy = max_over_available(qs[:, :-1], batch.avail[:, :-1]).requires_grad_(True)
     q_tot = learner.mixer(greedy, batch.state[:, :-1].float())
     (grad,) = torch.autograd.grad(q_tot.sum(), greedy)
     live = batch.mask.bool()

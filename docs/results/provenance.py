@@ -40,6 +40,7 @@ def main(root: str) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     rows.append(("factorize.commit", commit))
     trained_by: dict[str, str] = {}
+    described: set[str] = set()
     for name in SPECS:
         sweep_dir = Path(root) / name
         if not (sweep_dir / "sweep.json").exists():
@@ -48,12 +49,14 @@ def main(root: str) -> None:
         spec = load_spec_file(sweep_dir / "spec.yaml")
         for task in plan_runs(spec, manifest["budget"], sweep_dir):
             key = f"{name}.task.{task.env}"
+            if key in described:
+                continue
+            described.add(key)
             cfg = task.build()
             rows += [(f"{key}.steps", task.steps), (f"{key}.n_envs", cfg.runner.n_envs),
                      (f"{key}.anneal_steps", cfg.explore.anneal_steps),
                      (f"{key}.eval_interval", task.overrides["runner.eval_interval"]),
-                     (f"{key}.test_episodes", task.overrides["runner.test_episodes"])] \
-                if f"{key}.steps" not in dict(rows) else []
+                     (f"{key}.test_episodes", task.overrides["runner.test_episodes"])]
         runs = pd.DataFrame(manifest["runs"])
         own = runs[~runs["config_hash"].isin(trained_by) & (runs["status"] == "finished")]
         trained_by.update({h: name for h in own["config_hash"]})

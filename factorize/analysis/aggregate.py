@@ -60,7 +60,11 @@ def score_metrics(df: pd.DataFrame) -> dict[str, str]:
     win rates would hide every difference, and the return still counts the enemy health each
     method removed.
     """
-    f = finished(df)
+    return _score_metrics(finished(df))
+
+
+def _score_metrics(f: pd.DataFrame) -> dict[str, str]:
+    """`score_metrics` of an already `finished` frame."""
     tests = f[(f["split"] == "test") & (f["metric"] == "win_rate")].sort_values("step", kind="stable")
     final = tests.groupby("run").tail(1).groupby("env")["value"].mean()
     won = set(final[final >= WIN_RATE_MIN].index)
@@ -92,7 +96,7 @@ def score_curves(df: pd.DataFrame) -> pd.DataFrame:
     Columns: experiment, env, method, algo, variant, seed, run, eval, step, value.
     """
     f = finished(df)
-    f = f[(f["split"] == "test") & (f["metric"] == f["env"].map(score_metrics(df)))]
+    f = f[(f["split"] == "test") & (f["metric"] == f["env"].map(_score_metrics(f)))]
     f = f.sort_values(["run", "step"], kind="stable")
     f["eval"] = f.groupby("run").cumcount()
     return f[["experiment", "env", "method", "algo", "variant", "seed", "run", "eval", "step", "value"]] \
