@@ -84,12 +84,13 @@ class _Body(nn.Module):
 
     def mlp(self, obs: Tensor, last: Tensor | None, agents: Tensor | slice) -> tuple[Tensor, Tensor]:
         """Any leading shape [...,N,*] -> q [...,N,A], features [...,N,H]."""
-        h = F.relu(self.fc2(F.relu(self.fc1(obs, last, agents))))
+        # in place: each ReLU's input is a fresh sum/affine output that autograd does not keep
+        h = F.relu(self.fc2(F.relu(self.fc1(obs, last, agents), inplace=True)), inplace=True)
         return self.out(h), h
 
     def gru_sequence(self, obs: Tensor, last: Tensor | None, agents: Tensor | slice) -> tuple[Tensor, Tensor]:
         """obs [B,T,N,O] -> q [B,T,N,A], features [B,T,N,H]; hidden starts at zero."""
-        x = F.relu(self.fc1(obs, last, agents))
+        x = F.relu(self.fc1(obs, last, agents), inplace=True)
         B, T, N, H = x.shape
         h, _ = self.rnn(x.transpose(1, 2).reshape(B * N, T, H))
         h = h.reshape(B, N, T, H).transpose(1, 2)
