@@ -20,13 +20,15 @@ def _frame(seeds: int = 5, evals: int = 20) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     rows = []
     for env in TASKS:
-        metric = agg.score_metric(env)
+        # SMAX runs log a win rate next to the return, and the report picks one per task
+        metrics = ["return_mean", "win_rate"] if env.split(":")[0] in agg.WIN_RATE_FAMILIES else ["return_mean"]
         for m, algo in enumerate(METHODS):
             for seed in range(seeds):
                 run = f"{env}/{algo}/s{seed}"
                 for k in range(evals):
-                    rows.append(("baselines", algo, "default", env, seed, run, "finished", "", 10_000 * (k + 1),
-                                 "test", metric, float(m * k / evals + rng.normal())))
+                    for metric in metrics:
+                        rows.append(("baselines", algo, "default", env, seed, run, "finished", "", 10_000 * (k + 1),
+                                     "test", metric, float(m * k / evals + rng.normal())))
     return normalise(pd.DataFrame(rows, columns=["experiment", "algo", "variant", "env", "seed", "run", "status",
                                                  "note", "step", "split", "metric", "value"]))
 
