@@ -29,7 +29,7 @@ run: $(STAMP)
 	@echo "report: report/quickstart/report.md"
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --benchmark-disable
+	$(PY) -m pytest -q -n 2 --benchmark-disable tests benchmarks
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks -q -p no:randomly --benchmark-only --benchmark-columns=mean,stddev,rounds

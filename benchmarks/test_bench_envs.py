@@ -43,10 +43,12 @@ def run_steps(env, n_steps: int, rng: np.random.Generator) -> int:
 
 @pytest.mark.parametrize("n_envs", [1, 8])
 @pytest.mark.parametrize(("name", "kwargs", "package"), CASES, ids=[c[0] for c in CASES])
-def test_env_steps(benchmark, name, kwargs, package, n_envs):
+def test_env_steps(benchmark, report, name, kwargs, package, n_envs):
     pytest.importorskip(package)
     env = make_vec_env(EnvConfig(name=name, kwargs=kwargs), n_envs)
     rng = np.random.default_rng(0)
     run_steps(env, 200, rng)  # warm up (SMAX compiles here)
     steps = benchmark.pedantic(run_steps, args=(env, STEPS, rng), rounds=3, iterations=1)
-    benchmark.extra_info["env_steps_per_s"] = steps / benchmark.stats.stats.mean
+    rate = report.rate(benchmark, steps)
+    if rate is not None:
+        benchmark.extra_info["env_steps_per_s"] = rate

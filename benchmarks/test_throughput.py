@@ -45,7 +45,7 @@ def test_learner_updates_per_second(benchmark, report, algo: str, kind: str) -> 
     for _ in range(5):
         learner.update(batch)
     benchmark.pedantic(learner.update, args=(batch,), rounds=30, iterations=3)
-    report(f"updates/s {algo} {kind} (batch 32x25)", 1.0 / benchmark.stats.stats.mean, "updates/s")
+    report.per_second(f"updates/s {algo} {kind} (batch 32x25)", benchmark, 1.0, "updates/s")
 
 
 @pytest.mark.parametrize("n_envs", [1, 8, 32])
@@ -62,7 +62,7 @@ def test_raw_env_steps_per_second(benchmark, report, n_envs: int) -> None:
             env.step(actions[t], active)
 
     benchmark.pedantic(episode_batch, rounds=20, iterations=1)
-    report(f"raw env steps/s simple_spread native, {n_envs} envs", 25 * n_envs / benchmark.stats.stats.mean, "env steps/s")
+    report.per_second(f"raw env steps/s simple_spread native, {n_envs} envs", benchmark, 25 * n_envs, "env steps/s")
 
 
 def test_raw_env_steps_per_second_mpe2(benchmark, report) -> None:
@@ -79,7 +79,7 @@ def test_raw_env_steps_per_second_mpe2(benchmark, report) -> None:
             env.step({a: int(rng.integers(0, 5)) for a in env.possible_agents})
 
     benchmark.pedantic(episode, rounds=20, iterations=1)
-    report("raw env steps/s simple_spread mpe2 (PettingZoo), 1 env", 25 / benchmark.stats.stats.mean, "env steps/s")
+    report.per_second("raw env steps/s simple_spread mpe2 (PettingZoo), 1 env", benchmark, 25, "env steps/s")
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -93,14 +93,14 @@ def test_training_slice_env_steps_per_second(benchmark, report, tmp_path, thread
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     s = out["summary"]
-    report(f"training env steps/s QMIX epymarl preset, {threads} thread(s)", s["env_steps_per_s"], "env steps/s")
+    report.add(f"training env steps/s QMIX epymarl preset, {threads} thread(s)", s["env_steps_per_s"], "env steps/s")
     benchmark.extra_info["time"] = json.dumps(s["time"])
     for part in ("rollout_s", "update_s", "test_s", "other_s"):
-        report(f"  share of time: {part[:-2]}", 100 * s["time"][part] / s["time"]["total_s"], "%")
+        report.add(f"  share of time: {part[:-2]}", 100 * s["time"][part] / s["time"]["total_s"], "%")
 
 
 def test_buffer_memory_per_transition(benchmark, report) -> None:
     info = env_info(EnvConfig(name=TASK))
     buffer = benchmark.pedantic(lambda: EpisodeBuffer(info, 5000), rounds=3, iterations=1)
     per = buffer.nbytes / (5000 * info.episode_limit)
-    report("buffer bytes per stored transition (simple_spread, 3 agents)", per, "bytes")
+    report.add("buffer bytes per stored transition (simple_spread, 3 agents)", per, "bytes")
