@@ -28,8 +28,11 @@ run: $(STAMP)
 	done
 	@echo "report: report/quickstart/report.md"
 
+# the tests, then each benchmark once untimed: a run of its own, since tests/ and benchmarks/
+# both have a conftest.py
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --benchmark-disable tests benchmarks
+	$(PY) -m pytest -q -n 2 --benchmark-disable
+	$(PY) -m pytest -q -n 2 --benchmark-disable -p no:randomly benchmarks
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks -q -p no:randomly --benchmark-only --benchmark-columns=mean,stddev,rounds
