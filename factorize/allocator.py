@@ -1,12 +1,13 @@
 """Keep freed tensor memory in the process instead of handing it back to the kernel.
 
 Why: a learner update allocates and frees the same few dozen activation buffers (hundreds of
-KB each) every time. glibc serves blocks that large with `mmap` and returns them with `munmap`,
-so every update page-faults its buffers back in and zeroes them again: about 200 page faults per
-QMIX update on simple_spread. Raising the mmap and trim thresholds makes those blocks come from
-the heap and stay there, which removes the faults (about 1 per update) without changing a single
-number the learner computes. Other allocators (jemalloc, musl) and other systems are left as
-they are.
+KB each) every time. With its default thresholds glibc hands much of that memory back to the
+kernel (`munmap`, heap trimming), so every update page-faults its buffers back in and zeroes
+them again: 130-200 page faults per QMIX update on simple_spread. Raising the mmap and trim
+thresholds keeps the memory in the process, which removes the faults (about 1 per update)
+without changing a single number the learner computes. The time this saves is small, below the
+noise of the shared machine it was measured on (docs/performance.md). Other allocators (jemalloc,
+musl) and other systems are left as they are.
 """
 
 from __future__ import annotations

@@ -84,8 +84,9 @@ class _Body(nn.Module):
 
     def mlp(self, obs: Tensor, last: Tensor | None, agents: Tensor | slice) -> tuple[Tensor, Tensor]:
         """Any leading shape [...,N,*] -> q [...,N,A], features [...,N,H]."""
-        # fc1's output is a fresh sum that autograd does not keep, so its ReLU can run in place;
-        # fc2's is a view of a matmul result, where an in-place ReLU would cost a copy in backward
+        # fc1's output is a fresh sum (observation map + id/action embeddings) that autograd does
+        # not keep, so its ReLU can run in place; fc2's is a view of a matmul result, where an
+        # in-place ReLU would cost an extra copy in backward
         h = F.relu(self.fc2(F.relu(self.fc1(obs, last, agents), inplace=True)))
         return self.out(h), h
 
