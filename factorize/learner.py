@@ -23,6 +23,7 @@ from factorize.envs.base import EnvInfo
 from factorize.exploration import greedy_actions
 from factorize.mixers import build_mixer
 from factorize.networks import AgentNetwork
+from factorize.optim import adam_step, clip_grad_norm
 
 class DivergedError(RuntimeError):
     """A non-finite loss, gradient or value: the update was not applied."""
@@ -49,7 +50,8 @@ class Learner(nn.Module):
             self.target_objective = copy.deepcopy(self.objective).requires_grad_(False)
         self.optimizer = self._make_optimizer()
         self.updates = 0
-        self._clip_params = [p for m in self._online_modules() for p in m.parameters()]
+        # every trained parameter, in one list: cleared, clipped and stepped together
+        self._params = [p for m in self._online_modules() for p in m.parameters()]
         if self.use_targets:
             online = [p for m in self._online_modules() for p in m.parameters()]
             target = [p for m in self._target_modules() for p in m.parameters()]
@@ -122,16 +124,15 @@ class Learner(nn.Module):
         inputs = self.inputs(batch)
         target_obj = self.target_objective if self.use_targets else self.objective
         loss, stats = self.objective.loss(inputs, target_obj)
-        self.optimizer.zero_grad(set_to_none=True)
+        for p in self._params:  # optimizer.zero_grad(set_to_none=True) without its profiler hooks
+            p.grad = None
         loss.backward()
         clip = self.cfg.learner.grad_clip
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            self._clip_params, clip if clip is not None else math.inf, foreach=True
-        )
+        grad_norm = clip_grad_norm(self._params, clip if clip is not None else math.inf)
         # checked before stepping, so the networks keep their last finite values
-        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+        if not torch.isfinite(loss.detach() + grad_norm):
             raise DivergedError(f"loss {float(loss.detach())}, gradient norm {float(grad_norm)} at update {self.updates + 1}")
-        self.optimizer.step()
+        adam_step(self.optimizer)
         self.updates += 1
         self._update_targets()
         return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **stats}

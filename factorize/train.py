@@ -62,8 +62,14 @@ def evaluate(runner: Runner, episodes: int) -> RolloutStats:
     )
 
 
+TEST_ENVS_NATIVE = 128
+"""Most test envs stepped in lockstep on a natively vectorised env (its step costs little more
+for 128 copies than for 32: 100 simple_spread test episodes took 19 ms instead of 46)."""
+
+
 def make_test_runner(cfg: RunConfig, learner: Learner) -> Runner:
-    n = max(1, min(cfg.runner.n_envs, cfg.runner.test_episodes))
+    width = TEST_ENVS_NATIVE if resolve_backend(cfg.env) == "native" else cfg.runner.n_envs
+    n = max(1, min(width, cfg.runner.test_episodes))
     gen = torch.Generator()
     gen.manual_seed(cfg.seed + TEST_SEED_OFFSET)
     return Runner(make_vec_env(cfg.env, n), learner.agent, gen)

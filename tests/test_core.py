@@ -173,7 +173,7 @@ def test_gradient_clipping_bounds_the_step() -> None:
     learner, batch = _learner(**{"learner.grad_clip": 1e-3, "learner.reward_scale": 1000.0})
     out = learner.update(batch)
     assert out["grad_norm"] > 1e-3  # reported before clipping
-    clipped = [p.grad for p in learner._clip_params if p.grad is not None]
+    clipped = [p.grad for p in learner._params if p.grad is not None]
     total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in clipped]))
     assert total <= 1e-3 * 1.01
 
