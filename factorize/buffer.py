@@ -42,6 +42,8 @@ class EpisodeBatch:
 
     def trimmed(self) -> "EpisodeBatch":
         """Drop trailing steps that no episode in the batch reaches (saves compute on padding)."""
+        if bool(self.mask[:, -1].any()):  # some episode runs to the limit: nothing to drop
+            return self
         real = self.mask.any(dim=0)
         T = int(real.nonzero().max().item()) + 1 if bool(real.any()) else 1
         if T == self.mask.shape[1]:
