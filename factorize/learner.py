@@ -23,7 +23,7 @@ from factorize.envs.base import EnvInfo
 from factorize.exploration import greedy_actions
 from factorize.mixers import build_mixer
 from factorize.networks import AgentNetwork
-from factorize.optim import adam_step, clip_grad_norm
+from factorize.optim import clip_grad_norm, optimizer_step
 
 class DivergedError(RuntimeError):
     """A non-finite loss, gradient or value: the update was not applied."""
@@ -53,9 +53,8 @@ class Learner(nn.Module):
         # every trained parameter, in one list: cleared, clipped and stepped together
         self._params = [p for m in self._online_modules() for p in m.parameters()]
         if self.use_targets:
-            online = [p for m in self._online_modules() for p in m.parameters()]
             target = [p for m in self._target_modules() for p in m.parameters()]
-            self._target_pairs = (online, target)
+            self._target_pairs = (self._params, target)
 
     # -- construction -----------------------------------------------------------------------
 
@@ -132,7 +131,7 @@ class Learner(nn.Module):
         # checked before stepping, so the networks keep their last finite values
         if not torch.isfinite(loss.detach() + grad_norm):
             raise DivergedError(f"loss {float(loss.detach())}, gradient norm {float(grad_norm)} at update {self.updates + 1}")
-        adam_step(self.optimizer)
+        optimizer_step(self.optimizer)
         self.updates += 1
         self._update_targets()
         return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **stats}

@@ -14,9 +14,10 @@ import torch
 from torch import Tensor
 
 
-def adam_step(optimizer: torch.optim.Optimizer) -> None:
-    """One step of a fused `torch.optim.Adam`; anything else (another optimiser, the first step,
-    a parameter without state yet) goes through `optimizer.step()` whole."""
+def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
+    """`optimizer.step()`: for a fused `torch.optim.Adam` with its state in place, the kernel
+    called directly; anything else (another optimiser, the first step, a parameter without state
+    yet) takes `optimizer.step()` itself, whole."""
     if not _has_fused_adam_state(optimizer):
         optimizer.step()
         return
