@@ -37,9 +37,6 @@ class EpisodeBatch:
     def size(self) -> int:
         return self.obs.shape[0]
 
-    def to(self, device: torch.device | str) -> "EpisodeBatch":
-        return EpisodeBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
-
     def trimmed(self) -> "EpisodeBatch":
         """Drop trailing steps that no episode in the batch reaches (saves compute on padding)."""
         if bool(self.mask[:, -1].any()):  # some episode runs to the limit: nothing to drop

@@ -19,7 +19,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from factorize.config import build_config, parse_overrides, set_field, validate
+    from factorize.config import parse_overrides, set_field, validate
+    from factorize.resolve import build_config
     from factorize.experiments.rundir import RunDir
     from factorize.train import train
 
@@ -112,6 +113,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    if args.prefix is not None and args.what != "keys":
+        raise FactorizeError(f"prefix: only `factorize list keys` takes a prefix, not `list {args.what}`")
     if args.what == "algos":
         from factorize.algorithms import ALGORITHMS
 
@@ -122,6 +125,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
         for name, desc in list_envs():
             print(f"{name:12s} {desc}")
+    elif args.what == "keys":
+        from factorize.config import describe_keys
+
+        for key in describe_keys(args.prefix or ""):
+            print(f"{key.key}  ({key.type}; default {_shown(key.default)})")
+            if key.doc:
+                print(f"    {key.doc}")
     else:
         from factorize.experiments.specs_index import list_experiments
 
@@ -130,18 +140,33 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shown(value: Any) -> str:
+    """A default as the user would type it on the command line."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="factorize", description="Compare multi-agent value-factorisation methods.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train one method on one env")
+    t = sub.add_parser(
+        "train", help="train one method on one env",
+        epilog="Config keys, their types, defaults and docs: `factorize list keys [prefix]`. "
+        "Precedence, lowest first: field defaults < method defaults < env defaults < preset < key=value.",
+    )
     t.add_argument("--algo", help="method name (see `factorize list algos`)")
     t.add_argument("--env", help="env name (see `factorize list envs`)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
     t.add_argument("--steps", type=int, default=None, help="total env steps")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--out", default=None, help="run directory (default runs/<algo>_<env>_s<seed>)")
-    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides by dotted path")
+    t.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides by dotted path, e.g. learner.lr=1e-3 'env.kwargs={N: 4}' "
+                   "(see `factorize list keys`)")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval", help="greedy test episodes of a trained run; prints JSON")
@@ -168,8 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--budget", choices=["quick", "full"], default="full")
     sw.set_defaults(func=_cmd_sweep)
 
-    ls = sub.add_parser("list", help="list algos, envs or experiments")
-    ls.add_argument("what", choices=["algos", "envs", "experiments"])
+    ls = sub.add_parser("list", help="list algos, envs, experiments or config keys")
+    ls.add_argument("what", choices=["algos", "envs", "experiments", "keys"])
+    ls.add_argument("prefix", nargs="?", default=None,
+                    help="with `keys`: only keys starting with this, e.g. learner or mixer.mono")
     ls.set_defaults(func=_cmd_list)
     return p
 

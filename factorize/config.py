@@ -8,7 +8,6 @@ field and what it accepts, which the CLI turns into exit status 2.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import re
 import types
@@ -26,6 +25,7 @@ class EnvConfig:
     """Which task to train on; fields beyond `name` are read only by the envs that use them."""
 
     name: str = "matrix:qtran"
+    """Task as `family:argument` (see `factorize list envs`), e.g. matrix:qtran, mpe:simple_spread_v3."""
     payoff: list | None = None
     """Payoff tensor for `matrix` games: nested lists, one axis per agent."""
     k: float = -100.0
@@ -33,7 +33,7 @@ class EnvConfig:
     reward: Literal["sum", "mean"] = "sum"
     """How per-agent rewards become the team reward (PettingZoo, LBF, RWARE)."""
     kwargs: dict = field(default_factory=dict)
-    """Keyword arguments passed to the wrapped env's constructor."""
+    """Keyword arguments passed to the wrapped env's constructor, e.g. '{max_cycles: 50}'."""
     backend: Literal["auto", "native", "pettingzoo"] = "auto"
     """For envs with a native vectorised implementation (mpe:simple_spread_v3): `auto` uses it
     when it supports the kwargs, `pettingzoo` forces the original package."""
@@ -44,7 +44,9 @@ class AgentConfig:
     """The shared agent network."""
 
     kind: Literal["mlp", "gru"] = "gru"
+    """Agent network: a feed-forward MLP or a recurrent GRU (the QMIX paper's)."""
     hidden_dim: int = 64
+    """Width of the agent network's hidden layers."""
     agent_id: bool = True
     """Append a one-hot agent id to each agent's input (lets a shared network specialise)."""
     last_action: bool = True
@@ -58,10 +60,15 @@ class MixerConfig:
     """Mixer options; each mixer reads the fields it needs. `name` is set by the method."""
 
     name: str | None = None
+    """The mixer (set by --algo): none, vdn, qmix, qtran, qmix_central, qplex."""
     embed_dim: int = 32
+    """QMIX: width of the mixing network's hidden layer."""
     hypernet_layers: Literal[1, 2] = 2
+    """QMIX: layers of each hypernetwork (1 = linear in the state)."""
     hypernet_embed: int = 64
+    """QMIX and QPLEX: hidden width of two-layer hypernetworks."""
     monotonic: Literal["abs", "softplus", "none"] = "abs"
+    """QMIX: how mixing weights are kept non-negative; `none` drops monotonicity (ablation)."""
     hypernet: bool = True
     """False replaces the state-conditioned hypernetworks by learned state-independent weights."""
     central_embed: int = 256
@@ -70,9 +77,10 @@ class MixerConfig:
     """Width of QTRAN's joint action-value and state-value networks."""
     num_kernel: int = 4
     """QPLEX: number of attention heads producing lambda_i(s, u)."""
-    attend_embed: int = 32
     adv_hypernet_layers: Literal[1, 2, 3] = 3
+    """QPLEX: layers of each attention head's networks."""
     adv_hypernet_embed: int = 64
+    """QPLEX: hidden width of the attention heads' networks."""
 
 
 @dataclass
@@ -80,24 +88,33 @@ class LearnerConfig:
     """The one trainer shared by every method."""
 
     optimizer: Literal["adam", "rmsprop"] = "adam"
+    """Optimiser of all trained parameters (PyMARL uses rmsprop, EPyMARL adam)."""
     lr: float = 5e-4
+    """Learning rate of the agent networks (and of the mixer unless `mixer_lr` is set)."""
     mixer_lr: float | None = None
     """Separate learning rate for mixer (and objective) parameters; None uses `lr`."""
     rms_alpha: float = 0.99
+    """RMSprop's smoothing constant."""
     optim_eps: float = 1e-5
+    """The optimiser's epsilon (denominator term)."""
     gamma: float = 0.99
+    """Discount factor."""
     batch_size: int = 32
+    """Episodes per sampled update batch."""
     buffer_size: int = 5000
     """Replay capacity in episodes."""
     target_update: Literal["soft", "hard", "none"] = "hard"
     """`none` evaluates targets with the online networks (the target-network ablation)."""
     tau: float = 0.005
+    """Polyak rate of `soft` target updates."""
     target_interval: int = 200
     """Updates between hard target copies."""
     grad_clip: float | None = 10.0
     """Max gradient norm; None disables clipping."""
     double_q: bool = True
+    """Pick target actions with the online networks, evaluate them with the targets."""
     reward_scale: float = 1.0
+    """Multiplier on the team reward the learner sees."""
     updates_per_step: float | None = None
     """Updates per environment step; None means one update per collected episode (PyMARL)."""
 
@@ -107,8 +124,11 @@ class ExploreConfig:
     """Epsilon-greedy exploration over available actions."""
 
     schedule: Literal["linear", "exp", "fixed"] = "linear"
+    """How epsilon moves from start to finish; `fixed` stays at epsilon_start."""
     epsilon_start: float = 1.0
+    """Epsilon at step 0 (1 with `fixed` gives uniform random data)."""
     epsilon_finish: float = 0.05
+    """Epsilon after annealing."""
     anneal_steps: int = 50_000
     """Env steps over which `linear` goes from start to finish."""
     decay: float = 0.995
@@ -120,9 +140,13 @@ class RunnerConfig:
     """Rollouts, logging and evaluation."""
 
     n_envs: int = 8
+    """Envs stepped in lockstep by one batched forward pass."""
     test_episodes: int = 32
+    """Greedy test episodes per evaluation."""
     eval_interval: int = 5_000
+    """Env steps between test evaluations."""
     log_interval: int = 1_000
+    """Env steps between training rows in metrics.csv."""
     checkpoint_interval: int = 0
     """Env steps between checkpoints; 0 writes only the final one."""
     keep_checkpoints: int = 2
@@ -131,6 +155,7 @@ class RunnerConfig:
     """Store the replay buffer in checkpoints (needed for exact resume); `auto` does so when it
     is at most `checkpoint_buffer_max_mb`."""
     checkpoint_buffer_max_mb: float = 512.0
+    """Largest replay buffer `checkpoint_buffer=auto` stores, in MB."""
 
 
 @dataclass
@@ -138,6 +163,7 @@ class AlgoConfig:
     """Method-specific settings; `name` picks the method's mixer, objective and defaults."""
 
     name: str = "qmix"
+    """The method (set by --algo; see `factorize list algos`)."""
     alpha: float = 0.1
     """WQMIX: weight of transitions outside the favoured set."""
     central_loss: float = 1.0
@@ -147,6 +173,7 @@ class AlgoConfig:
     lambda_nopt: float = 1.0
     """QTRAN: weight of L_nopt."""
     qtran_variant: Literal["base", "alt"] = "base"
+    """QTRAN: `base` (L_nopt) or `alt` (L_nopt-min, counterfactual)."""
 
 
 @dataclass
@@ -161,91 +188,18 @@ class RunConfig:
     explore: ExploreConfig = field(default_factory=ExploreConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     seed: int = 0
+    """Seeds every random stream of the run: the same seed gives the same curve."""
     steps: int = 20_000
     """Total environment steps (summed over parallel envs)."""
     preset: str | None = None
-    device: str = "cpu"
+    """A named set of settings from another library (seed, epymarl, pymarl); see the README."""
+    device: Literal["cpu"] = "cpu"
+    """Where networks and updates run; only cpu so far (a GPU path is planned)."""
     torch_threads: int = 1
     """Intra-op threads per run; 1 keeps parallel runs from oversubscribing cores."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-# Presets are sets of overrides; the reference values are in shared/reference/matrix-games.md.
-PRESETS: dict[str, dict[str, Any]] = {
-    # The QMIX design card (seed document).
-    "seed": {
-        "learner.optimizer": "adam",
-        "learner.lr": 3e-4,
-        "learner.target_update": "soft",
-        "learner.tau": 0.005,
-        "learner.grad_clip": 10.0,
-        "learner.batch_size": 32,
-        "learner.buffer_size": 5000,
-        "explore.schedule": "exp",
-        "explore.epsilon_start": 1.0,
-        "explore.epsilon_finish": 0.05,
-        "explore.decay": 0.995,
-        "agent.hidden_dim": 64,
-        "mixer.embed_dim": 32,
-    },
-    # EPyMARL's QMIX on MPE as measured for the throughput comparison (issue 6).
-    "epymarl": {
-        "agent.kind": "mlp",
-        "agent.hidden_dim": 64,
-        "agent.shared": True,
-        "agent.agent_id": True,
-        "agent.last_action": False,
-        "mixer.embed_dim": 32,
-        "mixer.hypernet_layers": 2,
-        "mixer.hypernet_embed": 64,
-        "learner.optimizer": "adam",
-        "learner.lr": 5e-4,
-        "learner.batch_size": 32,
-        "learner.buffer_size": 5000,
-        "learner.updates_per_step": 0.04,
-        "learner.double_q": True,
-        "learner.target_update": "hard",
-        "learner.target_interval": 200,
-        "learner.grad_clip": 10.0,
-        "learner.gamma": 0.99,
-        "explore.schedule": "linear",
-        "explore.epsilon_start": 1.0,
-        "explore.epsilon_finish": 0.05,
-        "explore.anneal_steps": 50_000,
-        "runner.test_episodes": 100,
-        "runner.eval_interval": 10_000,
-        "runner.log_interval": 10_000,
-        # ours, not EPyMARL's: envs stepped in lockstep (the update ratio above is per env step)
-        "runner.n_envs": 32,
-    },
-    # PyMARL's SMAC defaults.
-    "pymarl": {
-        "learner.optimizer": "rmsprop",
-        "learner.lr": 5e-4,
-        "learner.rms_alpha": 0.99,
-        "learner.optim_eps": 1e-5,
-        "learner.gamma": 0.99,
-        "learner.batch_size": 32,
-        "learner.buffer_size": 5000,
-        "learner.target_update": "hard",
-        "learner.target_interval": 200,
-        "learner.grad_clip": 10.0,
-        "learner.double_q": True,
-        "explore.schedule": "linear",
-        "explore.epsilon_start": 1.0,
-        "explore.epsilon_finish": 0.05,
-        "explore.anneal_steps": 50_000,
-        "mixer.embed_dim": 32,
-        "mixer.hypernet_layers": 2,
-        "mixer.hypernet_embed": 64,
-        "agent.kind": "gru",
-        "agent.hidden_dim": 64,
-        "agent.agent_id": True,
-        "agent.last_action": True,
-    },
-}
 
 
 def _type_name(tp: Any) -> str:
@@ -404,46 +358,6 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def build_config(
-    algo: str,
-    env: str,
-    overrides: dict[str, Any] | None = None,
-    *,
-    steps: int | None = None,
-    seed: int | None = None,
-) -> RunConfig:
-    """Resolve a run's config: field defaults < preset < method defaults < env defaults < user.
-
-    A method's defaults (e.g. which mixer) and a preset's values are both overridable by the
-    user; the preset is read from the user's overrides first so it can sit under them.
-    """
-    from factorize.algorithms import get_algorithm
-    from factorize.envs import env_defaults
-
-    overrides = dict(overrides or {})
-    cfg = RunConfig()
-    spec = get_algorithm(algo)
-    cfg.algo.name = spec.name
-    set_field(cfg, "env.name", env)
-    preset = overrides.pop("preset", None)
-    if preset is not None:
-        if not isinstance(preset, str) or preset not in PRESETS:
-            raise ConfigError(f"preset: {preset!r} is not one of {', '.join(PRESETS)}")
-        cfg.preset = preset
-        apply_overrides(cfg, PRESETS[preset])
-    apply_overrides(cfg, spec.defaults)
-    apply_overrides(cfg, env_defaults(env))
-    if "algo.name" in overrides and overrides["algo.name"] != spec.name:
-        raise ConfigError("algo.name: set the method with --algo")
-    apply_overrides(cfg, overrides)
-    if steps is not None:
-        set_field(cfg, "steps", steps)
-    if seed is not None:
-        set_field(cfg, "seed", seed)
-    validate(cfg)
-    return cfg
-
-
 def validate(cfg: RunConfig) -> None:
     """Cross-field and range checks that a single field's type cannot express."""
     positive = {
@@ -462,7 +376,6 @@ def validate(cfg: RunConfig) -> None:
         "mixer.central_embed": cfg.mixer.central_embed,
         "mixer.qtran_embed": cfg.mixer.qtran_embed,
         "mixer.num_kernel": cfg.mixer.num_kernel,
-        "mixer.attend_embed": cfg.mixer.attend_embed,
         "mixer.adv_hypernet_embed": cfg.mixer.adv_hypernet_embed,
     }
     for name, value in positive.items():
@@ -475,7 +388,6 @@ def validate(cfg: RunConfig) -> None:
         "mixer.hypernet_embed": (cfg.mixer.hypernet_embed, 16_384),
         "mixer.central_embed": (cfg.mixer.central_embed, 16_384),
         "mixer.qtran_embed": (cfg.mixer.qtran_embed, 16_384),
-        "mixer.attend_embed": (cfg.mixer.attend_embed, 16_384),
         "mixer.adv_hypernet_embed": (cfg.mixer.adv_hypernet_embed, 16_384),
         "mixer.num_kernel": (cfg.mixer.num_kernel, 256),
         "runner.n_envs": (cfg.runner.n_envs, 4_096),
@@ -488,11 +400,6 @@ def validate(cfg: RunConfig) -> None:
     for name, (value, ceiling) in ceilings.items():
         if value > ceiling:
             raise ConfigError(f"{name}: {value} is above the supported maximum {ceiling}")
-    for name, value in {"mixer.num_kernel": cfg.mixer.num_kernel, "mixer.attend_embed": cfg.mixer.attend_embed,
-                        "mixer.central_embed": cfg.mixer.central_embed, "mixer.qtran_embed": cfg.mixer.qtran_embed,
-                        "mixer.adv_hypernet_embed": cfg.mixer.adv_hypernet_embed}.items():
-        if value <= 0:
-            raise ConfigError(f"{name}: must be positive, got {value}")
     nonneg = {
         "seed": cfg.seed,
         "algo.central_loss": cfg.algo.central_loss,
@@ -531,14 +438,72 @@ def validate(cfg: RunConfig) -> None:
         )
 
 
+RETIRED_KEYS = frozenset({"mixer.attend_embed"})
+"""Keys that older versions wrote into config.yaml and that no code reads: ignored on load, so
+old run directories still resume and report."""
+
+
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a config from `config.yaml`, validating every field as an override would."""
     cfg = RunConfig()
     flat = _flatten({k: v for k, v in data.items() if k not in ("provenance", "sweep")})
-    apply_overrides(cfg, flat)
+    apply_overrides(cfg, {k: v for k, v in flat.items() if k not in RETIRED_KEYS})
     validate(cfg)
     return cfg
 
 
-def clone(cfg: RunConfig) -> RunConfig:
-    return copy.deepcopy(cfg)
+@dataclass(frozen=True)
+class KeyDoc:
+    """One config key as `factorize list keys` shows it."""
+
+    key: str
+    type: str
+    default: Any
+    doc: str
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string literal under a field) of a dataclass, read from its source.
+
+    Python keeps no runtime record of them; reading the source keeps one place for a field's
+    documentation: beside the field.
+    """
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):  # no source (frozen app): keys still list, without docs
+        return {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def describe_keys(prefix: str = "") -> list[KeyDoc]:
+    """Every settable key under `prefix` (a dotted path or its start), from the dataclasses themselves."""
+    out: list[KeyDoc] = []
+
+    def walk(cls: type, default: Any, path: str) -> None:
+        hints = typing.get_type_hints(cls)
+        docs = _field_docs(cls)
+        for f in dataclasses.fields(cls):
+            key = f"{path}{f.name}"
+            value = getattr(default, f.name)
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], value, f"{key}.")
+            elif key.startswith(prefix):
+                out.append(KeyDoc(key, _type_name(hints[f.name]), value, docs.get(f.name, "")))
+
+    walk(RunConfig, RunConfig(), "")
+    if not out:
+        groups = sorted({f.name for f in dataclasses.fields(RunConfig)})
+        raise ConfigError(f"keys: no config key starts with {prefix!r}; top-level keys: {', '.join(groups)}")
+    return out
+

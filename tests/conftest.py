@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from factorize.config import RunConfig, build_config
+from factorize.config import RunConfig
+from factorize.resolve import build_config
 from factorize.train import train
 
 SEEDS = (0, 1, 2, 3, 4)

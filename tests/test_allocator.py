@@ -12,7 +12,7 @@ SCRIPT = textwrap.dedent(
     """
     import resource, sys, torch
     from factorize.allocator import keep_freed_memory
-    from factorize.config import build_config
+    from factorize.resolve import build_config
     from factorize.envs import env_info
     from factorize.learner import Learner
     from factorize.buffer import EpisodeBatch

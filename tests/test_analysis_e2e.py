@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from factorize.analysis import build_report, load_results
-from factorize.config import build_config
+from factorize.resolve import build_config
 from factorize.qtable import q_tables
 from factorize.train import load_learner, train
 

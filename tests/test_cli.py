@@ -41,6 +41,8 @@ def call(capsys, argv: list[str]) -> tuple[int, str, str]:
         (["--algo", "qmix", "--env", "two_step", "preset=fast"], "preset", "pymarl"),
         (["--algo", "qmix", "--env", "two_step", "preset=[1,[2]]"], "preset", "pymarl"),
         (["--algo", "qmix", "--env", "two_step", "learner.lr"], "learner.lr", "key=value"),
+        (["--algo", "qmix", "--env", "two_step", "device=cuda"], "device", "cpu"),
+        (["--algo", "qmix", "--env", "two_step", "mixer.name=qmixx"], "mixer.name", "qplex"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, field, allowed) -> None:

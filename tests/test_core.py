@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from factorize.buffer import EpisodeBatch, EpisodeBuffer
-from factorize.config import PRESETS, AgentConfig, ExploreConfig, build_config
+from factorize.config import AgentConfig, ExploreConfig
+from factorize.resolve import PRESETS, build_config
 from factorize.envs import TwoStepGame, VecEnv, make_env
 from factorize.envs.base import EnvInfo
 from factorize.errors import ConfigError

@@ -133,7 +133,7 @@ def test_runner_never_takes_an_unavailable_action_on_lbf(epsilon):
     pytest.importorskip("lbforaging")
     import torch
 
-    from factorize.config import build_config
+    from factorize.resolve import build_config
     from factorize.envs import make_vec_env
     from factorize.learner import Learner
     from factorize.runner import Runner

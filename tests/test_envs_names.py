@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from factorize.cli import main
-from factorize.config import build_config
+from factorize.resolve import build_config
 from factorize.errors import ConfigError
 
 

@@ -7,7 +7,7 @@ import csv
 import pytest
 import yaml
 
-from factorize.config import build_config
+from factorize.resolve import build_config
 from factorize.train import train
 
 TINY = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from random_baseline import random_policy_return
 
-from factorize.config import build_config
+from factorize.resolve import build_config
 from factorize.train import train
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from factorize.config import build_config
+from factorize.resolve import build_config
 from factorize.train import train
 from random_baseline import random_policy_return
 

@@ -8,7 +8,7 @@ pytest.importorskip("jaxmarl")
 
 from random_baseline import random_policy_return  # noqa: E402
 
-from factorize.config import build_config  # noqa: E402
+from factorize.resolve import build_config  # noqa: E402
 from factorize.train import train  # noqa: E402
 
 pytestmark = pytest.mark.slow

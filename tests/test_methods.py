@@ -21,7 +21,7 @@ from factorize.algorithms.qtran import nopt_error, opt_error, transformation_gap
 from factorize.algorithms.wqmix import cw_weights, ow_weights
 from factorize.buffer import EpisodeBatch
 from factorize.cli import main
-from factorize.config import build_config
+from factorize.resolve import build_config
 from factorize.envs import make_env
 from factorize.errors import ConfigError
 from factorize.learner import Learner
@@ -60,7 +60,7 @@ def test_methods_are_registered_with_published_defaults(algo: str, mixer: str) -
     assert cfg.mixer.name == mixer
     assert (cfg.algo.alpha, cfg.algo.central_loss, cfg.mixer.central_embed) == (0.1, 1.0, 256)
     assert (cfg.algo.lambda_opt, cfg.algo.lambda_nopt, cfg.algo.qtran_variant) == (1.0, 1.0, "base")
-    assert (cfg.mixer.num_kernel, cfg.mixer.attend_embed, cfg.mixer.hypernet_embed) == (4, 32, 64)
+    assert (cfg.mixer.num_kernel, cfg.mixer.hypernet_embed) == (4, 64)
 
 
 def test_list_algos_shows_the_new_methods(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ from factorize.envs.mpe_native import SUPPORTED_KWARGS as SUPPORTED_SPREAD_KWARG
 from factorize.envs.mpe_native import make_simple_spread_vec
 from factorize.envs.optional import installed
 from factorize.envs.two_step import TwoStepGame
-from factorize.envs.vec import BatchedEnv, VecEnv
+from factorize.envs.vec import BatchedEnv, VecEnv, VecStep
 from factorize.errors import ConfigError
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "StepResult",
     "VecEnv",
     "BatchedEnv",
+    "VecStep",
     "MatrixGame",
     "TwoStepGame",
     "make_env",

@@ -56,12 +56,3 @@ class MultiAgentEnv(Protocol):
 
     def close(self) -> None: ...
 
-
-class JointActionTable(Protocol):
-    """Envs that can enumerate their decision states (for `factorize qtable`).
-
-    `qtable_paths` maps a label (e.g. "2B") to the joint actions that lead there from reset, so
-    recurrent agents see the same history as in an episode.
-    """
-
-    def qtable_paths(self) -> dict[str, list[tuple[int, ...]]]: ...

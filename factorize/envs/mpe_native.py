@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from gymnasium.utils import seeding
 
 from factorize.envs.base import EnvInfo
+from factorize.envs.optional import require
+from factorize.envs.vec import VecStep
 from factorize.errors import ConfigError
 
 # mpe2 World / simple_spread constants
@@ -49,7 +50,9 @@ class SimpleSpreadVec:
         self.vel = np.zeros((n_envs, N, 2))
         self.landmarks = np.zeros((n_envs, N, 2))
         self.t = np.zeros(n_envs, dtype=np.int64)
-        self._rngs: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(n_envs)]
+        # gymnasium's seeding, as mpe2 draws with it: the same seed gives mpe2's exact episode
+        self._seeding = require("gymnasium.utils.seeding", "pettingzoo", "mpe")
+        self._rngs: list[np.random.Generator] = [self._seeding.np_random(None)[0] for _ in range(n_envs)]
         others = [[j for j in range(N) if j != i] for i in range(N)]
         self._others = np.array(others, dtype=np.int64)  # [N,N-1]
 
@@ -67,7 +70,7 @@ class SimpleSpreadVec:
     def reset(self, seeds: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         for e in range(self.n_envs):
             if seeds is not None:
-                self._rngs[e] = seeding.np_random(int(seeds[e]))[0]
+                self._rngs[e] = self._seeding.np_random(int(seeds[e]))[0]
             rng = self._rngs[e]
             # mpe2's draw order: each agent's position, then each landmark's
             for i in range(self.N):
@@ -106,9 +109,7 @@ class SimpleSpreadVec:
                 local[:, i] -= 1.0 * (d < 2 * AGENT_SIZE)
         return glob[:, None] * (1 - self.local_ratio) + local * self.local_ratio
 
-    def step(
-        self, actions: np.ndarray, active: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, actions: np.ndarray, active: np.ndarray) -> VecStep:
         force = self._forces(np.asarray(actions, dtype=np.int64))
         moving = active[:, None, None]
         new_pos = self.pos + self.vel * DT
@@ -126,7 +127,7 @@ class SimpleSpreadVec:
         off = ~active
         obs[off], state[off], avail[off] = 0.0, 0.0, False
         terminated = np.zeros(self.n_envs, dtype=bool)
-        return obs, state, avail, reward, terminated, truncated, np.zeros(self.n_envs, dtype=bool)
+        return VecStep(obs, state, avail, reward, terminated, truncated, np.zeros(self.n_envs, dtype=bool))
 
     def close(self) -> None:
         pass

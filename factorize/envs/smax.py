@@ -26,6 +26,7 @@ from factorize.config import EnvConfig
 from factorize.envs.base import EnvInfo, Observation, StepResult
 from factorize.envs.checks import EnvError, check_arrays
 from factorize.envs.optional import require
+from factorize.envs.vec import VecStep
 from factorize.errors import ConfigError
 
 EXTRA = "smax"
@@ -210,20 +211,17 @@ class SMAXVecEnv:
             self._checked = True
         return obs, state, avail
 
-    def step(
-        self, actions: np.ndarray, active: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Step envs where `active` [E] with `actions` [E,N]; returns obs [E,N,O], state [E,S],
-        avail [E,N,A], reward [E], terminated [E], truncated [E], won [E] (zeros where inactive)."""
+    def step(self, actions: np.ndarray, active: np.ndarray) -> VecStep:
+        """Step envs where `active` [E] with `actions` [E,N]."""
         acts = np.asarray(actions, dtype=np.int32)
         self._key, outs, self._states = self._step_all(self._key, self._states, acts, np.asarray(active, dtype=bool))
-        out = tuple(np.array(x) for x in self._jax.device_get(outs))
+        out = VecStep(*(np.array(x) for x in self._jax.device_get(outs)))
         if not self._checked_step:
-            check_arrays(self.name, self.info, out[0], out[1], out[2], lead=(self.n_envs,))
-            if not np.isfinite(out[3]).all():
+            check_arrays(self.name, self.info, out.obs, out.state, out.avail, lead=(self.n_envs,))
+            if not np.isfinite(out.reward).all():
                 raise EnvError(f"env {self.name}: reward contains NaN or infinite values")
             self._checked_step = True
-        return out  # type: ignore[return-value]
+        return out
 
     def close(self) -> None:
         self._states = None

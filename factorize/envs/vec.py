@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from typing import Callable, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
 from factorize.envs.base import EnvInfo, MultiAgentEnv
+
+
+class VecStep(NamedTuple):
+    """What one lockstep step of E envs returns; slots of inactive envs hold zeros."""
+
+    obs: np.ndarray
+    """[E,N,O] each agent's observation after the step."""
+    state: np.ndarray
+    """[E,S] the global state after the step."""
+    avail: np.ndarray
+    """[E,N,A] the actions available after the step."""
+    reward: np.ndarray
+    """[E] team reward of the step."""
+    terminated: np.ndarray
+    """[E] the episode really ended (no bootstrap)."""
+    truncated: np.ndarray
+    """[E] the episode hit its time limit (bootstraps)."""
+    won: np.ndarray
+    """[E] the episode ended in a win (SMAX); false elsewhere."""
 
 
 class BatchedEnv(Protocol):
@@ -21,9 +40,7 @@ class BatchedEnv(Protocol):
 
     def reset(self, seeds: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
-    def step(
-        self, actions: np.ndarray, active: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+    def step(self, actions: np.ndarray, active: np.ndarray) -> VecStep: ...
 
     def close(self) -> None: ...
 
@@ -51,14 +68,8 @@ class VecEnv:
             np.stack([o.avail for o in outs]),
         )
 
-    def step(
-        self, actions: np.ndarray, active: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Step the envs where `active` [E] is true with `actions` [E,N].
-
-        Returns obs [E,N,O], state [E,S], avail [E,N,A], reward [E], terminated [E],
-        truncated [E], won [E]; inactive slots hold zeros.
-        """
+    def step(self, actions: np.ndarray, active: np.ndarray) -> VecStep:
+        """Step the envs where `active` [E] is true with `actions` [E,N]."""
         info = self.info
         E = self.n_envs
         obs = np.zeros((E, info.n_agents, info.obs_dim), dtype=np.float32)
@@ -76,7 +87,7 @@ class VecEnv:
             terminated[i] = res.terminated
             truncated[i] = res.truncated
             won[i] = bool(res.info.get("won", False))
-        return obs, state, avail, reward, terminated, truncated, won
+        return VecStep(obs, state, avail, reward, terminated, truncated, won)
 
     def close(self) -> None:
         for env in self.envs:

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factorize.config import RunConfig, build_config
+from factorize.config import RunConfig
+from factorize.resolve import build_config
 from factorize.errors import ConfigError
 from factorize.experiments.spec import ExperimentSpec, Grid, SpecError
 

@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from factorize.config import RunConfig, config_from_dict, load_yaml
+from factorize.resolve import check_registered
 from factorize.errors import FactorizeError
 
 METRIC_COLUMNS = ["step", "episode", "split", "return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "wall_s"]
@@ -95,7 +96,7 @@ config.yaml under `sweep:`."""
 def read_mapping(path: Path) -> dict[str, Any] | None:
     """A YAML mapping, or None when the file is missing, unreadable or not a mapping."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except (OSError, yaml.YAMLError):
         return None
     return data if isinstance(data, dict) else None
@@ -131,7 +132,9 @@ class RunDir:
         data = load_yaml(path.read_text())
         if not isinstance(data, dict):
             raise FactorizeError(f"run: {path} is not a config mapping")
-        return config_from_dict(data)
+        cfg = config_from_dict(data)
+        check_registered(cfg)
+        return cfg
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         buf = io.StringIO()

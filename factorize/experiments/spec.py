@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from factorize.config import RunConfig, parse_overrides, set_field
+from factorize.config import RunConfig, load_yaml, parse_overrides, set_field
 from factorize.errors import ConfigError, FactorizeError
 
 BUDGETS = ("quick", "full")
@@ -285,7 +285,7 @@ def load_spec_file(path: str | Path, source: str | None = None) -> ExperimentSpe
     except OSError as exc:
         raise SpecError(f"experiment: cannot read {path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         raise SpecError(f"experiment {source}: not valid YAML: {str(exc).splitlines()[0]}") from None
     return parse_spec(data, source)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 
+from factorize.config import load_yaml
 from factorize.errors import FactorizeError
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
@@ -18,7 +18,7 @@ def builtin_specs() -> dict[str, Path]:
 def list_experiments() -> list[tuple[str, str]]:
     out = []
     for name, path in builtin_specs().items():
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
         out.append((name, str(data.get("description", "")).strip().splitlines()[0] if data.get("description") else ""))
     return out
 

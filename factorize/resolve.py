@@ -1,0 +1,141 @@
+"""Resolve a run's config from its method, env, preset and the user's overrides.
+
+This module sits above the method, mixer and env registries (it imports them), so that
+`config.py` stays a leaf that every registry may import. Precedence, lowest first:
+
+    field defaults < method defaults < env defaults < preset < the user's overrides
+
+A preset is an explicit choice (`preset=pymarl`): it beats the family defaults an env brings
+(e.g. the smaller replay buffer of long-episode envs), and only the user's own keys beat it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from factorize.config import RunConfig, apply_overrides, set_field, validate
+from factorize.errors import ConfigError
+
+# Presets are sets of overrides; the reference values are in shared/reference/matrix-games.md.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The QMIX design card (seed document).
+    "seed": {
+        "learner.optimizer": "adam",
+        "learner.lr": 3e-4,
+        "learner.target_update": "soft",
+        "learner.tau": 0.005,
+        "learner.grad_clip": 10.0,
+        "learner.batch_size": 32,
+        "learner.buffer_size": 5000,
+        "explore.schedule": "exp",
+        "explore.epsilon_start": 1.0,
+        "explore.epsilon_finish": 0.05,
+        "explore.decay": 0.995,
+        "agent.hidden_dim": 64,
+        "mixer.embed_dim": 32,
+    },
+    # EPyMARL's QMIX on MPE as measured for the throughput comparison (issue 6).
+    "epymarl": {
+        "agent.kind": "mlp",
+        "agent.hidden_dim": 64,
+        "agent.shared": True,
+        "agent.agent_id": True,
+        "agent.last_action": False,
+        "mixer.embed_dim": 32,
+        "mixer.hypernet_layers": 2,
+        "mixer.hypernet_embed": 64,
+        "learner.optimizer": "adam",
+        "learner.lr": 5e-4,
+        "learner.batch_size": 32,
+        "learner.buffer_size": 5000,
+        "learner.updates_per_step": 0.04,
+        "learner.double_q": True,
+        "learner.target_update": "hard",
+        "learner.target_interval": 200,
+        "learner.grad_clip": 10.0,
+        "learner.gamma": 0.99,
+        "explore.schedule": "linear",
+        "explore.epsilon_start": 1.0,
+        "explore.epsilon_finish": 0.05,
+        "explore.anneal_steps": 50_000,
+        "runner.test_episodes": 100,
+        "runner.eval_interval": 10_000,
+        "runner.log_interval": 10_000,
+        # ours, not EPyMARL's: envs stepped in lockstep (the update ratio above is per env step)
+        "runner.n_envs": 32,
+    },
+    # PyMARL's SMAC defaults.
+    "pymarl": {
+        "learner.optimizer": "rmsprop",
+        "learner.lr": 5e-4,
+        "learner.rms_alpha": 0.99,
+        "learner.optim_eps": 1e-5,
+        "learner.gamma": 0.99,
+        "learner.batch_size": 32,
+        "learner.buffer_size": 5000,
+        "learner.target_update": "hard",
+        "learner.target_interval": 200,
+        "learner.grad_clip": 10.0,
+        "learner.double_q": True,
+        "explore.schedule": "linear",
+        "explore.epsilon_start": 1.0,
+        "explore.epsilon_finish": 0.05,
+        "explore.anneal_steps": 50_000,
+        "mixer.embed_dim": 32,
+        "mixer.hypernet_layers": 2,
+        "mixer.hypernet_embed": 64,
+        "agent.kind": "gru",
+        "agent.hidden_dim": 64,
+        "agent.agent_id": True,
+        "agent.last_action": True,
+    },
+}
+
+
+def build_config(
+    algo: str,
+    env: str,
+    overrides: dict[str, Any] | None = None,
+    *,
+    steps: int | None = None,
+    seed: int | None = None,
+) -> RunConfig:
+    """A run's config, validated against the registries (see the module docstring for precedence)."""
+    from factorize.algorithms import get_algorithm
+    from factorize.envs import env_defaults
+
+    overrides = dict(overrides or {})
+    cfg = RunConfig()
+    spec = get_algorithm(algo)
+    cfg.algo.name = spec.name
+    set_field(cfg, "env.name", env)
+    apply_overrides(cfg, spec.defaults)
+    apply_overrides(cfg, env_defaults(env))
+    preset = overrides.pop("preset", None)
+    if preset is not None:
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise ConfigError(f"preset: {preset!r} is not one of {', '.join(PRESETS)}")
+        cfg.preset = preset
+        apply_overrides(cfg, PRESETS[preset])
+    if "algo.name" in overrides and overrides["algo.name"] != spec.name:
+        raise ConfigError("algo.name: set the method with --algo")
+    apply_overrides(cfg, overrides)
+    if steps is not None:
+        set_field(cfg, "steps", steps)
+    if seed is not None:
+        set_field(cfg, "seed", seed)
+    validate(cfg)
+    check_registered(cfg)
+    return cfg
+
+
+def check_registered(cfg: RunConfig) -> None:
+    """Names that only the registries know: caught here, before any run directory exists."""
+    from factorize.algorithms import get_algorithm
+    from factorize.mixers import MIXERS
+
+    get_algorithm(cfg.algo.name)
+    if cfg.mixer.name is not None and cfg.mixer.name not in MIXERS:
+        raise ConfigError(f"mixer.name: {cfg.mixer.name!r} is not one of none, {', '.join(MIXERS)}")
+    if cfg.preset is not None and cfg.preset not in PRESETS:
+        raise ConfigError(f"preset: {cfg.preset!r} is not one of {', '.join(PRESETS)}")
