@@ -5,22 +5,26 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 
 from factorize.cli import main
 from factorize.experiments import worker
-from factorize.experiments.plan import RunTask
+from factorize.experiments.executors import LocalExecutor
+from factorize.experiments.plan import RunTask, plan_runs
 from factorize.experiments.rundir import METRIC_COLUMNS, RunDir
-from factorize.experiments.sweep import MANIFEST, run_sweep
+from factorize.experiments.sweep import MANIFEST, load_spec, run_line, run_sweep
 
 TINY: dict[str, Any] = {
     "name": "tiny",
@@ -210,16 +214,91 @@ def test_prepare_keeps_checkpoints_of_the_same_config_and_clears_another(tmp_pat
     assert sorted(p.name for p in run.iterdir()) == ["sweep.yaml"]
 
 
-def test_train_is_called_quietly_with_resume(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import factorize.train
+class _Recorder:
+    """The executor callbacks, kept: what a sweep's tracker would be told."""
 
-    calls: list[dict[str, Any]] = []
+    def __init__(self) -> None:
+        self.outcomes: list[worker.RunOutcome] = []
 
-    def fake_train(cfg: Any, out: Any, progress: bool | None = None, resume: bool = False) -> dict[str, Any]:
-        calls.append({"progress": progress, "resume": resume})
-        return {}
+    def started(self, task: RunTask) -> None:
+        pass
 
-    monkeypatch.setattr(factorize.train, "train", fake_train)
-    worker._train(None, tmp_path, resume=True)
-    worker._train(None, tmp_path, resume=False)
-    assert calls == [{"progress": False, "resume": True}, {"progress": False, "resume": False}]
+    def finished(self, outcome: worker.RunOutcome) -> None:
+        self.outcomes.append(outcome)
+
+
+def test_a_worker_resumes_an_interrupted_run_from_its_checkpoint_without_a_progress_bar(
+    tiny: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A run cut short keeps its checkpoint; the next worker continues from it, exactly and quietly."""
+    spec, reference = tiny
+    run_id = RUN_IDS[3]
+    out = tmp_path / "resumed"
+    task = next(t for t in plan_runs(load_spec(str(spec)), "quick", out) if t.run_id == run_id)
+    run = Path(task.run_dir)
+    shutil.copytree(reference / run_id, run)
+    (run / "worker.log").unlink()
+    (run / "summary.json").unlink()  # as if killed after its first checkpoint
+    first, *later = RunDir(run).checkpoints()
+    assert later, "the tiny spec must checkpoint more than once for this test to mean anything"
+    for path in later:
+        path.unlink()
+    # mark the kept checkpoint: a resumed run carries its clock on, a fresh one starts at 0
+    state = torch.load(first, weights_only=True)
+    state["progress"]["wall_s"] += 1000.0
+    torch.save(state, first)
+
+    events = _Recorder()
+    LocalExecutor(1).run([task], events)
+    assert [(o.run_id, o.status) for o in events.outcomes] == [(run_id, "finished")]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["time"]["total_s"] >= 1000.0, "the worker started afresh instead of resuming"
+    assert _results(out, run_id) == _results(reference, run_id)
+    log = (run / "worker.log").read_text()
+    assert "\r" not in log and "step/s" not in log and "it/s" not in log, log
+
+
+def test_a_sweep_in_a_log_prints_one_flushed_line_per_run(tmp_path: Path) -> None:
+    """Without a terminal (a log file, CI, nohup) every finished or failed run gets its own line."""
+    spec = {**TINY, "name": "logged", "algos": ["vdn"], "envs": ["matrix"], "seeds": [0, 1],
+            "base": {**TINY["base"], "env.payoff": [[1, 0], [0, 1]]},
+            "budgets": {name: {"steps": 60, "eval_interval": 60, "test_episodes": 2} for name in ("quick", "full")},
+            "variants": {"good": {}, "bad": ["env.payoff=[[1,0],[0]]"]}}
+    path = tmp_path / "logged.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    log = tmp_path / "log"
+    cmd = [sys.executable, "-m", "factorize.cli", "sweep", str(path), "--budget", "quick", "--workers", "1",
+           "--out", str(tmp_path / "out")]
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        deadline = time.monotonic() + 120
+        while "left" not in log.read_text():  # the first run's line is in the file while others run
+            assert proc.poll() is None and time.monotonic() < deadline, f"no line while running: {log.read_text()}"
+            time.sleep(0.05)
+        stdout, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stdout  # a failed run makes the sweep exit 1
+    lines = [ln for ln in log.read_text().splitlines() if ln.startswith("sweep logged:")]
+    assert len(lines) == 4, log.read_text()
+    assert "\r" not in log.read_text()  # no progress bar redrawn into the file
+    runs = {f"matrix/vdn/{variant}/s{seed}" for variant in ("good", "bad") for seed in (0, 1)}
+    assert {ln.split()[3] for ln in lines} == runs
+    assert [ln.split()[2] for ln in lines] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert [ln.rsplit("  ", 1)[1] for ln in lines] == ["3 left", "2 left", "1 left", "0 left"]
+    for ln in lines:
+        assert re.search(r"  \d+\.\d s  ", ln), ln  # the run's seconds
+        assert "win" not in ln  # a matrix game has no wins to report
+        if "/good/" in ln:
+            assert " finished  return " in ln and re.search(r"return -?\d+\.\d\d", ln), ln
+        else:
+            assert " failed  (" in ln and "ragged" in ln, ln
+
+
+def test_a_run_line_shows_the_win_rate_only_where_the_env_has_wins(tmp_path: Path) -> None:
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "finished", "test_return_mean": 1.234,
+                                                       "test_win_rate": 0.5}))
+    outcome = worker.RunOutcome("r", "finished", None, 12.34)
+    smax = replace(_task(tmp_path, "aaaa"), env="smax:3m")
+    line = run_line("x", smax, outcome, 2, 5)
+    assert line == "sweep x: [2/5] r finished  return 1.23  win 0.50  12.3 s  3 left"
+    line = run_line("x", _task(tmp_path, "aaaa"), outcome, 5, 5)
+    assert line == "sweep x: [5/5] r finished  return 1.23  12.3 s  0 left"

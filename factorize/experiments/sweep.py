@@ -22,7 +22,9 @@ from typing import Any, Iterator
 import yaml
 from tqdm import tqdm
 
+from factorize.envs import env_notes
 from factorize.errors import FactorizeError
+from factorize.experiments import runstate
 from factorize.experiments.executors import make_executor
 from factorize.experiments.plan import RunTask, plan_runs
 from factorize.experiments.rundir import atomic_write
@@ -81,16 +83,54 @@ def _exclusive(out: Path) -> Iterator[None]:
         yield
 
 
+def _reports_wins(env: str) -> bool:
+    """Whether a win rate means anything on `env` (most families say theirs is always 0)."""
+    try:
+        notes = env_notes(env).get("returns", "")
+    except FactorizeError:
+        return True
+    return "win rate is always 0" not in notes
+
+
+def run_line(name: str, task: RunTask, outcome: RunOutcome, done: int, todo: int) -> str:
+    """The line a sweep without a terminal prints when a run ends, so a log shows progress.
+
+    It names the run, its status, its score (final test return, and the win rate where the env
+    has wins) or its error, the run's seconds and how many runs of this invocation are left.
+    """
+    parts = [f"sweep {name}: [{done}/{todo}] {outcome.run_id} {outcome.status}"]
+    summary = runstate.read_summary(Path(task.run_dir)) if outcome.status != FAILED else None
+    if summary is not None:
+        ret = summary.get("test_return_mean")
+        if isinstance(ret, (int, float)):
+            parts.append(f"return {ret:.2f}")
+        win = summary.get("test_win_rate")
+        if isinstance(win, (int, float)) and _reports_wins(task.env):
+            parts.append(f"win {win:.2f}")
+    elif outcome.error:
+        parts.append(f"({outcome.error[:160]})")
+    if outcome.wall_s is not None:
+        parts.append(f"{outcome.wall_s:.1f} s")
+    parts.append(f"{todo - done} left")
+    return "  ".join(parts)
+
+
 class _Tracker:
-    """Run statuses, the manifest and the progress bar, updated from executor callbacks."""
+    """Run statuses, the manifest and the progress display, updated from executor callbacks.
+
+    On a terminal the display is a tqdm bar; otherwise (a log, CI, nohup, a cluster job), where a
+    redrawn bar would be noise or nothing, it is one flushed stderr line per run that ends.
+    """
 
     def __init__(self, name: str, out: Path, tasks: list[RunTask], header: dict[str, Any],
-                 todo: int, progress: bool) -> None:
-        self.out, self.tasks, self.header = out, tasks, header
+                 todo: int, bar: bool) -> None:
+        self.name, self.out, self.tasks, self.header = name, out, tasks, header
+        self.by_id = {task.run_id: task for task in tasks}
         self.outcomes: dict[str, RunOutcome] = {}
         self.statuses: dict[str, str] = {}
         self.lock = threading.Lock()
-        self.bar = tqdm(total=todo, disable=not progress, unit="run", desc=f"sweep {name}",
+        self.todo, self.done, self.lines = todo, 0, not bar
+        self.bar = tqdm(total=todo, disable=not (bar and todo > 0), unit="run", desc=f"sweep {name}",
                         dynamic_ncols=True)
 
     def set(self, run_id: str, status: str, outcome: RunOutcome | None = None) -> None:
@@ -107,7 +147,11 @@ class _Tracker:
     def finished(self, outcome: RunOutcome) -> None:
         self.set(outcome.run_id, outcome.status, outcome)
         with self.lock:
+            self.done += 1
             self.bar.update(1)
+            if self.lines:
+                line = run_line(self.name, self.by_id[outcome.run_id], outcome, self.done, self.todo)
+                print(line, file=sys.stderr, flush=True)
         self._postfix()
 
     def _postfix(self) -> None:
@@ -148,7 +192,11 @@ class _Tracker:
 def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str = "local",
               address: str | None = None, out: str | Path | None = None,
               progress: bool | None = None) -> SweepResult:
-    """Run every incomplete run of spec `ref`; returns the final status of each run."""
+    """Run every incomplete run of spec `ref`; returns the final status of each run.
+
+    `progress` picks how the sweep shows progress on stderr: True a tqdm bar, False one line per
+    run that ends (`run_line`), None (the default) the bar when stderr is a terminal, else lines.
+    """
     if budget not in BUDGETS:
         raise FactorizeError(f"budget: {budget!r} is not one of {', '.join(BUDGETS)}")
     spec = load_spec(ref)
@@ -173,7 +221,7 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
                   "budget": budget, "executor": executor, "workers": workers, "address": address,
                   "started": _now()}
         show = sys.stderr.isatty() if progress is None else progress
-        tracker = _Tracker(spec.name, out_dir, tasks, header, len(todo), show and bool(todo))
+        tracker = _Tracker(spec.name, out_dir, tasks, header, len(todo), show)
         earlier = _earlier_cpu(out_dir / MANIFEST)
         for task in tasks:
             if task.run_id in complete:
