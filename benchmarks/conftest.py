@@ -10,13 +10,7 @@ import os
 
 import pytest
 
-from factorize.allocator import keep_freed_memory
-
 FIGURES: list[tuple[str, str, str]] = []
-
-
-def pytest_configure(config) -> None:
-    keep_freed_memory()  # as `train` does, so update timings match the training loop's
 
 
 class Figures:

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from factorize.allocator import keep_freed_memory
 from factorize.buffer import EpisodeBuffer
 from factorize.checkpoint import capture_rng, check_compatible, describe, load_state_strict, restore_rng
 from factorize.config import RunConfig
@@ -279,7 +278,6 @@ def train(cfg: RunConfig, out: str | Path, progress: bool | None = None, resume:
             return done  # type: ignore[return-value]
     state = rundir.load_checkpoint() if resume and rundir.checkpoints() else None
     rundir = RunDir.create(out, cfg)
-    keep_freed_memory()
     trainer = Trainer(cfg, rundir, sys.stderr.isatty() if progress is None else progress)
     if state is not None:
         trainer.restore(state)
