@@ -6,6 +6,13 @@ Python around their kernels (grouping tensors by device and dtype, lazy-state an
 hooks). These functions call the same kernels with the same arguments, so parameters and
 optimiser state come out bit-identical (tests/test_optim.py); the `torch.optim.Adam` object
 still owns the state, so checkpoints are unchanged.
+
+`torch._fused_adam_` and `torch._foreach_*` are private: their signatures may change in any
+release. pyproject.toml therefore bounds torch to the tested release series (`>=2.13,<2.14`, the
+exact pin in constraints.txt); a new torch is admitted by widening that bound after
+tests/test_optim.py passes on it. Measured against the public `optimizer.step()` and
+`clip_grad_norm_` (issue 15: 500 QMIX updates on simple_spread, MLP agents, batch 32x25, two
+learners alternating in one process), these save 0.2-0.6 ms of a 4-8 ms update.
 """
 
 from __future__ import annotations
