@@ -104,12 +104,36 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from factorize.experiments.sweep import format_result, run_sweep
 
+    if args.dry_run:
+        return _plan_sweep(args)
+
     result = run_sweep(args.spec, budget=args.budget, workers=args.workers, executor=args.executor,
                        address=args.address, out=args.out)
     print(format_result(result))
     for run_id in result.failed()[:10]:
         print(f"factorize: run failed: {run_id} (see its error.txt)", file=sys.stderr)
     return 1 if result.failed() else 0
+
+
+def _plan_sweep(args: argparse.Namespace) -> int:
+    """`--dry-run`: build and check every run's config, say what a sweep would do, run nothing."""
+    from collections import Counter
+
+    from factorize.experiments.executors import make_executor
+    from factorize.experiments.plan import plan_runs
+    from factorize.experiments.sweep import load_spec
+    from factorize.experiments.worker import is_complete
+
+    spec = load_spec(args.spec)
+    make_executor(args.executor, args.workers, args.address)  # the same checks as a real sweep
+    out = Path(args.out) if args.out is not None else Path("results") / spec.name
+    tasks = plan_runs(spec, args.budget, out.absolute())
+    done = sum(is_complete(t) for t in tasks)
+    per_env = Counter(t.env for t in tasks)
+    print(json.dumps({"experiment": spec.name, "budget": args.budget, "out": str(out), "runs": len(tasks),
+                      "complete": done, "to_run": len(tasks) - done, "runs_per_env": dict(per_env),
+                      "env_steps": sum(t.steps for t in tasks)}))
+    return 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -191,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--address", default=None, help="Ray cluster address (with --executor ray)")
     sw.add_argument("--out", default=None, help="sweep directory (default results/<name>)")
     sw.add_argument("--budget", choices=["quick", "full"], default="full")
+    sw.add_argument("--dry-run", action="store_true",
+                    help="check the spec and every run's config, print what would run (JSON), run nothing")
     sw.set_defaults(func=_cmd_sweep)
 
     ls = sub.add_parser("list", help="list algos, envs, experiments or config keys")
@@ -203,7 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops collecting `key=value` at the first option after them; a reader writes
+    # `train ... key=value --steps 100 other=value`, so the stragglers are overrides too
+    if extra and getattr(args, "overrides", None) is not None and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args))
     except FactorizeError as exc:

@@ -115,3 +115,15 @@ def test_eval_of_a_missing_run_is_bad_input(capsys, tmp_path) -> None:
 def test_list(capsys, what: str, expected: str) -> None:
     code, out, _ = call(capsys, ["list", what])
     assert code == 0 and expected in out
+
+
+def test_overrides_may_follow_options(capsys, tmp_path) -> None:
+    code, out, _ = call(capsys, ["train", "--algo", "qmix", "--env", "two_step", "learner.lr=1e-3", "--steps", "40",
+                                 "runner.test_episodes=2", "--out", str(tmp_path / "r")])
+    assert code == 0
+    from factorize.experiments.rundir import RunDir
+
+    cfg = RunDir(tmp_path / "r").config()
+    assert (cfg.learner.lr, cfg.runner.test_episodes, cfg.steps) == (1e-3, 2, 40)
+    code, _, err = call(capsys, ["train", "--algo", "qmix", "--env", "two_step", "--steps", "40", "--bogus"])
+    assert code == 2 and "--bogus" in err

@@ -15,6 +15,7 @@ from factorize.resolve import build_config
 from factorize.train import train
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("lbforaging", reason="the lbf extra: pip install 'factorize[lbf]'")
 
 
 def test_qmix_gru_beats_random_on_lbf_8x8(tmp_path) -> None:

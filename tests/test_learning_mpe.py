@@ -9,6 +9,7 @@ from factorize.train import train
 from random_baseline import random_policy_return
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("mpe2", reason="the pettingzoo extra: pip install 'factorize[pettingzoo]'")
 
 
 def test_qmix_gru_beats_random_on_simple_spread(tmp_path) -> None:
