@@ -28,9 +28,11 @@ run: $(STAMP)
 	done
 	@echo "report: report/quickstart/report.md"
 
-# the tests, then each benchmark once untimed: a run of its own, since tests/ and benchmarks/
-# both have a conftest.py
+# lint and types, the tests, then each benchmark once untimed: a run of its own, since tests/
+# and benchmarks/ both have a conftest.py
 test: $(STAMP)
+	$(VENV)/bin/ruff check factorize tests benchmarks
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q -n 2 --benchmark-disable
 	$(PY) -m pytest -q -n 2 --benchmark-disable -p no:randomly benchmarks
 

@@ -42,7 +42,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
     load = os.getloadavg()
     w = max(len(n) for n, _, _ in FIGURES)
     terminalreporter.write_sep("=", "factorize benchmark figures")
-    terminalreporter.write_line(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    terminalreporter.write_line(
+        f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores"
+    )
     terminalreporter.write_line(f"| {'benchmark'.ljust(w)} | {'value':>12} | unit")
     terminalreporter.write_line(f"|{'-' * (w + 2)}|{'-' * 14}|------")
     for name, value, unit in FIGURES:

@@ -15,9 +15,9 @@ import torch
 from factorize.algorithms import ALGORITHMS
 from factorize.buffer import EpisodeBatch, EpisodeBuffer
 from factorize.config import EnvConfig
-from factorize.resolve import build_config
 from factorize.envs import env_info, make_vec_env
 from factorize.learner import Learner
+from factorize.resolve import build_config
 from factorize.train import train
 
 TASK = "mpe:simple_spread_v3"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -37,13 +38,13 @@ class EpisodeBatch:
     def size(self) -> int:
         return self.obs.shape[0]
 
-    def trimmed(self) -> "EpisodeBatch":
+    def trimmed(self) -> EpisodeBatch:
         """Drop trailing steps that no episode in the batch reaches (saves compute on padding)."""
         if bool(self.mask[:, -1].any()):  # some episode runs to the limit: nothing to drop
             return self
         real = self.mask.any(dim=0)
         T = int(real.nonzero().max().item()) + 1 if bool(real.any()) else 1
-        if T == self.mask.shape[1]:
+        if self.mask.shape[1] == T:
             return self
         return EpisodeBatch(
             obs=self.obs[:, : T + 1],
@@ -56,7 +57,7 @@ class EpisodeBatch:
         )
 
     @staticmethod
-    def empty(info: EnvInfo, size: int) -> "EpisodeBatch":
+    def empty(info: EnvInfo, size: int) -> EpisodeBatch:
         T, N, A = info.episode_limit, info.n_agents, info.n_actions
         return EpisodeBatch(
             obs=torch.zeros(size, T + 1, N, info.obs_dim),
@@ -127,16 +128,16 @@ class EpisodeBuffer:
         rows["actions"] = rows["actions"].long()
         return EpisodeBatch(**rows).trimmed()
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             **{f.name: getattr(self.storage, f.name)[: self.size].clone() for f in fields(EpisodeBatch)},
             "cursor": self.cursor,
             "size": self.size,
         }
 
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        size = int(state["size"])  # type: ignore[arg-type]
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        size = int(state["size"])
         for f in fields(EpisodeBatch):
-            getattr(self.storage, f.name)[:size] = state[f.name]  # type: ignore[index]
+            getattr(self.storage, f.name)[:size] = state[f.name]
         self.size = size
-        self.cursor = int(state["cursor"])  # type: ignore[arg-type]
+        self.cursor = int(state["cursor"])

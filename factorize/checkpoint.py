@@ -8,7 +8,7 @@ checkpoint of another method or shape fails with a message naming what differs.
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -48,7 +48,8 @@ def check_compatible(saved: Any, expected: dict[str, Any], where: str) -> None:
 def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:
     """Every random state a run draws from: python, numpy, torch, and the run's generators."""
     version, mt, gauss = random.getstate()
-    np_name, np_keys, np_pos, np_has_gauss, np_cached = np.random.get_state()
+    np_name, np_keys, np_pos, np_has_gauss, np_cached = cast(tuple[str, np.ndarray, int, int, float],
+                                                              np.random.get_state(legacy=True))
     return {
         "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss": gauss},
         "numpy": {"name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn
 
 from factorize.errors import FactorizeError
 
@@ -20,8 +21,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from factorize.config import parse_overrides, set_field, validate
-    from factorize.resolve import build_config
     from factorize.experiments.rundir import RunDir
+    from factorize.resolve import build_config
     from factorize.train import train
 
     if args.steps is not None and args.steps <= 0:
@@ -40,12 +41,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not args.algo or not args.env:
             raise FactorizeError("train: --algo and --env are required (or --resume RUN_DIR)")
         cfg = build_config(args.algo, args.env, parse_overrides(args.overrides), steps=args.steps, seed=args.seed)
-        out = Path(args.out) if args.out else Path("runs") / f"{cfg.algo.name}_{cfg.env.name.replace(':', '-')}_s{cfg.seed}"
+        default = Path("runs") / f"{cfg.algo.name}_{cfg.env.name.replace(':', '-')}_s{cfg.seed}"
+        out = Path(args.out) if args.out else default
     summary = train(cfg, out, resume=args.resume is not None)
     keys = ("status", "algo", "env", "seed", "steps", "test_return_mean", "test_win_rate")
     print(json.dumps({"run": str(out), **{k: summary.get(k) for k in keys}}))
     if summary["status"] == "diverged":
-        print(f"factorize: run diverged at step {summary['diverged_at_step']}; last good checkpoint kept", file=sys.stderr)
+        print(f"factorize: run diverged at step {summary['diverged_at_step']}; last good checkpoint kept",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -75,7 +78,8 @@ def _cmd_qtable(args: argparse.Namespace) -> int:
 
     cfg, learner, rundir = load_learner(args.run)
     tables = q_tables(cfg, learner)
-    png = None if args.no_plot else save_heatmaps(tables, rundir.path / "qtable.png", f"{cfg.algo.name} on {cfg.env.name}")
+    title = f"{cfg.algo.name} on {cfg.env.name}"
+    png = None if args.no_plot else save_heatmaps(tables, rundir.path / "qtable.png", title)
     result: dict[str, Any] = {"run": args.run, "algo": cfg.algo.name, "env": cfg.env.name, "states": tables}
     if png is not None:
         result["heatmap"] = str(png)
@@ -232,7 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # argparse stops collecting `key=value` at the first option after them; a reader writes
     # `train ... key=value --steps 100 other=value`, so the stragglers are overrides too
-    if extra and getattr(args, "overrides", None) is not None and all("=" in e and not e.startswith("-") for e in extra):
+    stragglers = all("=" in e and not e.startswith("-") for e in extra)
+    if extra and getattr(args, "overrides", None) is not None and stragglers:
         args.overrides += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -25,6 +25,7 @@ from factorize.mixers import build_mixer
 from factorize.networks import AgentNetwork
 from factorize.optim import clip_grad_norm, optimizer_step
 
+
 class DivergedError(RuntimeError):
     """A non-finite loss, gradient or value: the update was not applied."""
 
@@ -51,9 +52,9 @@ class Learner(nn.Module):
         self.optimizer = self._make_optimizer()
         self.updates = 0
         # every trained parameter, in one list: cleared, clipped and stepped together
-        self._params = [p for m in self._online_modules() for p in m.parameters()]
+        self._params: list[Tensor] = [p for m in self._online_modules() for p in m.parameters()]
         if self.use_targets:
-            target = [p for m in self._target_modules() for p in m.parameters()]
+            target: list[Tensor] = [p for m in self._target_modules() for p in m.parameters()]
             self._target_pairs = (self._params, target)
 
     # -- construction -----------------------------------------------------------------------
@@ -130,7 +131,9 @@ class Learner(nn.Module):
         grad_norm = clip_grad_norm(self._params, clip if clip is not None else math.inf)
         # checked before stepping, so the networks keep their last finite values
         if not torch.isfinite(loss.detach() + grad_norm):
-            raise DivergedError(f"loss {float(loss.detach())}, gradient norm {float(grad_norm)} at update {self.updates + 1}")
+            raise DivergedError(
+                f"loss {float(loss.detach())}, gradient norm {float(grad_norm)} at update {self.updates + 1}"
+            )
         optimizer_step(self.optimizer)
         self.updates += 1
         self._update_targets()

@@ -98,7 +98,9 @@ class _Body(nn.Module):
         h = h.reshape(B, N, T, H).transpose(1, 2)
         return self.out(h), h
 
-    def gru_step(self, obs: Tensor, last: Tensor | None, agents: Tensor | slice, hidden: Tensor | None) -> tuple[Tensor, Tensor]:
+    def gru_step(
+        self, obs: Tensor, last: Tensor | None, agents: Tensor | slice, hidden: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
         """obs [E,N,O], hidden [E,N,H] -> q [E,N,A], hidden [E,N,H]."""
         x = F.relu(self.fc1(obs, last, agents))
         E, N, H = x.shape
@@ -116,6 +118,7 @@ class AgentNetwork(nn.Module):
         self.cfg = cfg
         self.info = info
         self.bodies = nn.ModuleList(_Body(cfg, info) for _ in range(1 if cfg.shared else info.n_agents))
+        self._bodies: list[_Body] = list(self.bodies)  # type: ignore[arg-type]  # typed view, same modules
 
     @property
     def recurrent(self) -> bool:
@@ -129,24 +132,26 @@ class AgentNetwork(nn.Module):
         """As `forward`, also returning the last hidden layer [B,T+1,N,H] (QTRAN's joint net reads it)."""
         last = sequence_last_actions(actions) if self.cfg.last_action else None
         if self.cfg.shared:
-            return self.bodies[0].sequence(obs, last, slice(None))
+            return self._bodies[0].sequence(obs, last, slice(None))
         outs = [body.sequence(obs[:, :, i : i + 1], None if last is None else last[:, :, i : i + 1], slice(i, i + 1))
-                for i, body in enumerate(self.bodies)]
+                for i, body in enumerate(self._bodies)]
         return torch.cat([o[0] for o in outs], dim=2), torch.cat([o[1] for o in outs], dim=2)
 
     def step(self, obs: Tensor, last_actions: Tensor, hidden: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """One step for E envs: obs [E,N,O], last_actions [E,N] -> Q [E,N,A], hidden [E,N,H]."""
         last = last_actions if self.cfg.last_action else None
 
-        def one(body: _Body, o: Tensor, la: Tensor | None, ids: slice, h: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        def one(
+            body: _Body, o: Tensor, la: Tensor | None, ids: slice, h: Tensor | None
+        ) -> tuple[Tensor, Tensor | None]:
             if self.recurrent:
                 return body.gru_step(o, la, ids, h)
             return body.mlp(o, la, ids)[0], None
 
         if self.cfg.shared:
-            return one(self.bodies[0], obs, last, slice(None), hidden)
+            return one(self._bodies[0], obs, last, slice(None), hidden)
         outs = [one(body, obs[:, i : i + 1], None if last is None else last[:, i : i + 1], slice(i, i + 1),
-                    None if hidden is None else hidden[:, i : i + 1]) for i, body in enumerate(self.bodies)]
+                    None if hidden is None else hidden[:, i : i + 1]) for i, body in enumerate(self._bodies)]
         q = torch.cat([o[0] for o in outs], dim=1)
         h = None if outs[0][1] is None else torch.cat([o[1] for o in outs], dim=1)  # type: ignore[misc]
         return q, h

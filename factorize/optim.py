@@ -17,6 +17,8 @@ learners alternating in one process), these save 0.2-0.6 ms of a 4-8 ms update.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -56,7 +58,7 @@ def _has_fused_adam_state(optimizer: torch.optim.Optimizer) -> bool:
     return True
 
 
-def clip_grad_norm(params: list[Tensor], max_norm: float) -> Tensor:
+def clip_grad_norm(params: Sequence[Tensor], max_norm: float) -> Tensor:
     """`torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)` for CPU float32 gradients."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:

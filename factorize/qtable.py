@@ -26,7 +26,9 @@ def q_tables(cfg: RunConfig, learner: Learner) -> dict[str, dict[str, Any]]:
     "greedy_q_tot": its value, "payoff": env payoff of it where the env has one}}."""
     env = make_env(cfg.env)
     if not hasattr(env, "qtable_paths"):
-        raise FactorizeError(f"env.name: {cfg.env.name} has no enumerable states; qtable needs a matrix game or two_step")
+        raise FactorizeError(
+            f"env.name: {cfg.env.name} has no enumerable states; qtable needs a matrix game or two_step"
+        )
     info = env.info
     joint = torch.tensor(list(itertools.product(range(info.n_actions), repeat=info.n_agents)), dtype=torch.long)
     out: dict[str, dict[str, Any]] = {}

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from factorize.buffer import EpisodeBatch
-from factorize.exploration import select_actions
 from factorize.envs.vec import BatchedEnv
+from factorize.exploration import select_actions
 from factorize.networks import AgentNetwork
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def random_policy(cfg: RunConfig, episodes: int = 256, n_envs: int = 32, seed: i
 
     env = make_vec_env(cfg.env, n_envs)
     runner = Runner(env, AgentNetwork(cfg.agent, env.info), torch.Generator().manual_seed(seed))
-    parts = []
+    parts: list[RolloutStats] = []
     while sum(len(p.returns) for p in parts) < episodes:
         parts.append(runner.rollout(epsilon=1.0)[1])
     return RolloutStats(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("returns", "won", "lengths")))

@@ -25,8 +25,8 @@ from factorize.checkpoint import capture_rng, check_compatible, describe, load_s
 from factorize.config import RunConfig
 from factorize.envs import env_info, env_notes, make_vec_env, resolve_backend
 from factorize.errors import FactorizeError
-from factorize.exploration import EpsilonSchedule
 from factorize.experiments.rundir import RunDir
+from factorize.exploration import EpsilonSchedule
 from factorize.learner import DivergedError, Learner
 from factorize.runner import RolloutStats, Runner
 
@@ -93,7 +93,9 @@ class Progress:
     update_s: float = 0.0
     test_s: float = 0.0
     rows: list[dict[str, Any]] = field(default_factory=list)
-    window: dict[str, list[float]] = field(default_factory=lambda: {"return": [], "won": [], "loss": [], "q_tot_mean": []})
+    window: dict[str, list[float]] = field(
+        default_factory=lambda: {"return": [], "won": [], "loss": [], "q_tot_mean": []}
+    )
 
 
 class Trainer:
@@ -154,7 +156,8 @@ class Trainer:
             self.p = Progress(**state["progress"])
             restore_rng(state["rng"], self._generators())
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise FactorizeError(f"checkpoint: {where} is incomplete or damaged ({type(exc).__name__}: {exc})") from None
+            damage = f"{type(exc).__name__}: {exc}"
+            raise FactorizeError(f"checkpoint: {where} is incomplete or damaged ({damage})") from None
         self._t0 = time.perf_counter() - self.p.wall_s
 
     def wall(self) -> float:

@@ -7,13 +7,15 @@ Importable as `pettingzoo:pz_fakes` (pytest puts tests/ on sys.path). Agent `b` 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from gymnasium import spaces
 from pettingzoo.utils.env import ParallelEnv
 
 
 class FakeParallelEnv(ParallelEnv):
-    metadata = {"name": "fake_v0"}
+    metadata: ClassVar[dict[str, str]] = {"name": "fake_v0"}
 
     def __init__(
         self, max_cycles: int = 6, leave_at: int = 2, end_at: int | None = None, with_state: bool = True,

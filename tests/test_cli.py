@@ -46,7 +46,7 @@ def call(capsys, argv: list[str]) -> tuple[int, str, str]:
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, tmp_path, argv, field, allowed) -> None:
-    code, out, err = call(capsys, ["train", "--out", str(tmp_path / "r"), "--steps", "40", *argv]
+    code, _, err = call(capsys, ["train", "--out", str(tmp_path / "r"), "--steps", "40", *argv]
                           if "--steps" not in argv else ["train", "--out", str(tmp_path / "r"), *argv])
     assert code == 2
     lines = err.strip().splitlines()
@@ -118,7 +118,7 @@ def test_list(capsys, what: str, expected: str) -> None:
 
 
 def test_overrides_may_follow_options(capsys, tmp_path) -> None:
-    code, out, _ = call(capsys, ["train", "--algo", "qmix", "--env", "two_step", "learner.lr=1e-3", "--steps", "40",
+    code, _, _ = call(capsys, ["train", "--algo", "qmix", "--env", "two_step", "learner.lr=1e-3", "--steps", "40",
                                  "runner.test_episodes=2", "--out", str(tmp_path / "r")])
     assert code == 0
     from factorize.experiments.rundir import RunDir

@@ -10,14 +10,13 @@ import torch
 
 from factorize.buffer import EpisodeBatch, EpisodeBuffer
 from factorize.config import AgentConfig, ExploreConfig
-from factorize.resolve import PRESETS, build_config
 from factorize.envs import TwoStepGame, VecEnv, make_env
 from factorize.envs.base import EnvInfo
 from factorize.errors import ConfigError
-from factorize.exploration import EpsilonSchedule
-from factorize.exploration import greedy_actions, select_actions
+from factorize.exploration import EpsilonSchedule, greedy_actions, select_actions
 from factorize.learner import Learner
 from factorize.networks import AgentNetwork
+from factorize.resolve import PRESETS, build_config
 from factorize.runner import Runner
 
 INFO = EnvInfo(n_agents=3, n_actions=4, obs_dim=5, state_dim=7, episode_limit=6)

@@ -3,7 +3,8 @@ fails the suite.
 
 Commands come from fenced shell blocks and from inline code spans that start with `factorize `.
 Each document's commands run in order in one scratch directory (later ones read what earlier
-ones wrote, as a reader's would; a YAML spec the document shows is saved as `<name>.yaml`). To stay cheap they are changed in three documented ways only:
+ones wrote, as a reader's would; a YAML spec the document shows is saved as `<name>.yaml`). To
+stay cheap they are changed in three documented ways only:
 `train` runs `--steps 64` with one env and one test episode, `sweep` runs `--dry-run` (every
 run's config is still built and checked), and a `report` of `results/<name>` that no earlier
 command produced reads the committed `docs/results/<name>/results.csv` instead. A command for an
@@ -123,7 +124,8 @@ def test_documented_commands_run(doc: str, cmds: list[str], tmp_path: Path) -> N
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "factorize.cli", *argv[1:]], cwd=tmp_path,
                               capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"{doc}: {cmd!r} (run as {shlex.join(argv)}) exited {proc.returncode}:\n{proc.stderr[-2000:]}"
+        shown = f"{doc}: {cmd!r} (run as {shlex.join(argv)}) exited {proc.returncode}"
+        assert proc.returncode == 0, f"{shown}:\n{proc.stderr[-2000:]}"
         print(f"{time.perf_counter() - t0:6.1f}s  {shlex.join(argv)}")
         ran += 1
     assert ran > 0 or not cmds

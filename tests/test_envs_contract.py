@@ -133,9 +133,9 @@ def test_runner_never_takes_an_unavailable_action_on_lbf(epsilon):
     pytest.importorskip("lbforaging")
     import torch
 
-    from factorize.resolve import build_config
     from factorize.envs import make_vec_env
     from factorize.learner import Learner
+    from factorize.resolve import build_config
     from factorize.runner import Runner
 
     cfg = build_config("qmix", "lbf:Foraging-8x8-2p-2f-coop-v3", {"agent.hidden_dim": 8})

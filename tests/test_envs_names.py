@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from factorize.cli import main
-from factorize.resolve import build_config
 from factorize.errors import ConfigError
+from factorize.resolve import build_config
 
 
 @pytest.mark.parametrize(

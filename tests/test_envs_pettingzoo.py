@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("pettingzoo")
 
-from factorize.cli import main  # noqa: E402
-from factorize.config import EnvConfig  # noqa: E402
-from factorize.envs import make_env  # noqa: E402
-from factorize.envs.checks import EnvError  # noqa: E402
+from factorize.cli import main
+from factorize.config import EnvConfig
+from factorize.envs import make_env
+from factorize.envs.checks import EnvError
 
 FAKE = "pettingzoo:pz_fakes"
 
@@ -109,7 +109,7 @@ def test_pursuit_eight_agents():
     assert (env.info.n_agents, env.info.obs_dim, env.info.state_dim, env.info.episode_limit) == (8, 147, 768, 5)
     obs = env.reset(seed=0)
     rng = np.random.default_rng(0)
-    for t in range(5):
+    for _ in range(5):
         res = env.step(rng.integers(0, env.info.n_actions, size=8))
         assert res.observation.obs.shape == (8, 147) and res.observation.state.shape == (768,)
     assert res.truncated and not res.terminated

@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("jaxmarl")
 
-from factorize.config import EnvConfig  # noqa: E402
-from factorize.resolve import build_config  # noqa: E402
-from factorize.envs import make_env, make_vec_env  # noqa: E402
-from factorize.envs.smax import SMAXVecEnv  # noqa: E402
-from factorize.train import train  # noqa: E402
+from factorize.config import EnvConfig
+from factorize.envs import make_env, make_vec_env
+from factorize.envs.smax import SMAXVecEnv
+from factorize.resolve import build_config
+from factorize.train import train
 
 E = 4
 

@@ -78,7 +78,8 @@ def test_sweep_records_provenance_and_manifest(tiny: tuple[Path, Path]) -> None:
     config = yaml.safe_load((run / "config.yaml").read_text())
     sweep = config["sweep"]
     assert sweep["experiment"] == "tiny" and sweep["variant"] == "default" and sweep["workers"] == 2
-    assert sweep["config_hash"] == next(r["config_hash"] for r in manifest["runs"] if r["id"].endswith("qmix/default/s1"))
+    listed = next(r["config_hash"] for r in manifest["runs"] if r["id"].endswith("qmix/default/s1"))
+    assert sweep["config_hash"] == listed
     assert sweep["env_package"]["name"] == "factorize" and "provenance" in config
     cfg = RunDir(run).config()  # the sweep section does not break reading the run back
     assert cfg.seed == 1 and cfg.algo.name == "qmix" and cfg.steps == 300 and cfg.agent.kind == "mlp"

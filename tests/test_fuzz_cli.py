@@ -40,7 +40,8 @@ SCALARS = st.one_of(
     st.text(max_size=6),
 )
 PAYOFF_ENTRY = st.one_of(st.integers(-20, 20), st.floats(-1e6, 1e6), st.sampled_from(["a", "nan", "[]", "1e400"]))
-PAYOFF = st.recursive(st.lists(PAYOFF_ENTRY, min_size=0, max_size=3), lambda c: st.lists(c, min_size=0, max_size=3), max_leaves=12)
+PAYOFF = st.recursive(st.lists(PAYOFF_ENTRY, min_size=0, max_size=3), lambda c: st.lists(c, min_size=0, max_size=3),
+                      max_leaves=12)
 
 
 def render(value) -> str:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SEEDS, run
 from factorize.qtable import q_tables
 from factorize.train import load_learner
+
+from conftest import SEEDS, run
 
 pytestmark = pytest.mark.slow
 

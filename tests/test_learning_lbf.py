@@ -9,10 +9,11 @@ signal comes within a CI budget once the learner updates every 10 env steps (not
 from __future__ import annotations
 
 import pytest
-from random_baseline import random_policy_return
 
 from factorize.resolve import build_config
 from factorize.train import train
+
+from random_baseline import random_policy_return
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("lbforaging", reason="the lbf extra: pip install 'factorize[lbf]'")

@@ -6,6 +6,7 @@ import pytest
 
 from factorize.resolve import build_config
 from factorize.train import train
+
 from random_baseline import random_policy_return
 
 pytestmark = pytest.mark.slow

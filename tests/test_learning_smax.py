@@ -6,10 +6,10 @@ import pytest
 
 pytest.importorskip("jaxmarl")
 
-from random_baseline import random_policy_return  # noqa: E402
+from factorize.resolve import build_config
+from factorize.train import train
 
-from factorize.resolve import build_config  # noqa: E402
-from factorize.train import train  # noqa: E402
+from random_baseline import random_policy_return
 
 pytestmark = pytest.mark.slow
 

@@ -21,11 +21,11 @@ from factorize.algorithms.qtran import nopt_error, opt_error, transformation_gap
 from factorize.algorithms.wqmix import cw_weights, ow_weights
 from factorize.buffer import EpisodeBatch
 from factorize.cli import main
-from factorize.resolve import build_config
 from factorize.envs import make_env
 from factorize.errors import ConfigError
 from factorize.learner import Learner
 from factorize.qtable import q_tables
+from factorize.resolve import build_config
 from factorize.train import load_learner, train
 
 NEW_METHODS = ["qtran", "ow_qmix", "cw_qmix", "qplex"]
@@ -219,7 +219,7 @@ def test_qtran_qtable_reports_q_jt(tmp_path: Path) -> None:
     cfg, learner, _ = load_learner(out)
     table = torch.tensor(q_tables(cfg, learner)["s"]["q_tot"])
     obs = torch.ones(1, 1, 2, 1)
-    qs, feats = learner.agent.forward_with_features(obs, torch.zeros(1, 0, 2, dtype=torch.long))
+    _, feats = learner.agent.forward_with_features(obs, torch.zeros(1, 0, 2, dtype=torch.long))
     from factorize.mixers.base import MixContext
 
     with torch.no_grad():

@@ -28,12 +28,12 @@ def test_matches_mpe2_on_random_episodes(kwargs: dict) -> None:
             ref_obs, _ = env.reset(seed=int(seeds[e]))
             np.testing.assert_array_equal(obs[e], np.stack([ref_obs[a] for a in env.possible_agents]))
             np.testing.assert_array_equal(state[e], env.state())
-        for t in range(vec.max_cycles):
+        for _ in range(vec.max_cycles):
             actions = rng.integers(0, 5, (E, vec.N))
             obs, state, avail, reward, terminated, truncated, _ = vec.step(actions, np.ones(E, dtype=bool))
             for e, env in enumerate(refs):
                 names = env.possible_agents
-                o, r, term, trunc, _ = env.step({a: int(actions[e, i]) for i, a in enumerate(names)})
+                o, r, _, trunc, _ = env.step({a: int(actions[e, i]) for i, a in enumerate(names)})
                 np.testing.assert_array_equal(obs[e], np.stack([o[a] for a in names]))
                 np.testing.assert_array_equal(state[e], env.state())
                 assert reward[e] == np.float32(sum(r[a] for a in names))

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from factorize.optim import optimizer_step, clip_grad_norm
+from factorize.optim import clip_grad_norm, optimizer_step
 
 
 class _Net(nn.Module):

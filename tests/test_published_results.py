@@ -272,7 +272,8 @@ def _table_problems(text: str) -> tuple[list[str], int]:
                 | {(m.split("/")[-1],) for m in _table("ablation", "ablation").method}}
     for first, want in expected.items():
         if shown.get(first, set()) != want:
-            problems.append(f"README table {first!r} shows rows {sorted(shown.get(first, set()))}, CSV has {sorted(want)}")
+            rows = sorted(shown.get(first, set()))
+            problems.append(f"README table {first!r} shows rows {rows}, CSV has {sorted(want)}")
     return problems, checked
 
 

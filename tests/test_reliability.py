@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run
 from factorize.cli import main
 from factorize.experiments.rundir import RunDir
+
+from conftest import run
 
 FAST = {"runner.checkpoint_interval": 64, "runner.log_interval": 64, "runner.eval_interval": 128,
         "explore.anneal_steps": 600}

@@ -11,7 +11,7 @@ from factorize.algorithms.td import TDObjective
 from factorize.algorithms.wqmix import CWQMixObjective, OWQMixObjective
 from factorize.errors import ConfigError
 
-__all__ = ["AlgorithmSpec", "Objective", "UpdateInputs", "ALGORITHMS", "get_algorithm", "register_algorithm"]
+__all__ = ["ALGORITHMS", "AlgorithmSpec", "Objective", "UpdateInputs", "get_algorithm", "register_algorithm"]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ batch, target values, double-Q greedy actions, TD targets, masking) and hands it
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
@@ -100,7 +101,7 @@ class Objective(nn.Module):
         self.cfg = cfg
         self.info = info
 
-    def loss(self, inputs: UpdateInputs, target: "Objective") -> tuple[Tensor, dict[str, float]]:
+    def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, float]]:
         raise NotImplementedError
 
     def joint_value(

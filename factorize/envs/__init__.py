@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 from factorize.config import EnvConfig
 from factorize.envs import lbf, mpe, pettingzoo, rware, smax
@@ -19,24 +20,24 @@ from factorize.envs.vec import BatchedEnv, VecEnv, VecStep
 from factorize.errors import ConfigError
 
 __all__ = [
+    "BatchedEnv",
     "EnvInfo",
+    "MatrixGame",
     "MultiAgentEnv",
     "Observation",
     "StepResult",
-    "VecEnv",
-    "BatchedEnv",
-    "VecStep",
-    "MatrixGame",
     "TwoStepGame",
-    "make_env",
-    "make_vec_env",
-    "env_info",
-    "resolve_backend",
+    "VecEnv",
+    "VecStep",
     "env_defaults",
+    "env_info",
     "env_notes",
     "env_package",
     "list_envs",
+    "make_env",
+    "make_vec_env",
     "register_env",
+    "resolve_backend",
 ]
 
 # Short single-step games need denser logging and shorter annealing than long-horizon tasks.

@@ -9,8 +9,9 @@ agent's own space, and gives an absent agent a zero observation with only action
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 

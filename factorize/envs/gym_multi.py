@@ -8,7 +8,8 @@ so time limits bootstrap as they should. Bounded observations (LBF's) are scaled
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 

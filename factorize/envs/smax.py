@@ -3,8 +3,9 @@
 Natively batched: `SMAXVecEnv` resets and steps all `n_envs` envs in ONE jitted `vmap` call and
 hands numpy arrays to torch, so it replaces `VecEnv` (see `make_vec_env`). The mixer's state is
 SMAX's `world_state` (scaled to about [0,1], see `world_state_scale`), masks come from
-`get_avail_actions`, `won` is set when every enemy is dead and an ally lives. Every ally gets the same team reward (normalised enemy-health decrease plus 1
-on a win, so a return is at most about 2); it is taken once. Maps are SMAX's own (3m: obs 75,
+`get_avail_actions`, `won` is set when every enemy is dead and an ally lives. Every ally gets the
+same team reward (normalised enemy-health decrease plus 1 on a win, so a return is at most about
+2); it is taken once. Maps are SMAX's own (3m: obs 75,
 state 72, 8 actions, 100 steps), so figures are not comparable with SMAC's published ones.
 
 Two quirks handled here: `reset` returns weak-typed int32 fields that `step` returns strong, so
@@ -17,8 +18,9 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,10 +42,13 @@ def _jaxmarl_smax() -> Any:
     saved = sys.stdout, sys.stderr, sys.__stdout__
     try:
         # jaxmarl resets sys.stdout to sys.__stdout__ before it prints, so both point at a sink
-        sys.stdout = sys.__stdout__ = io.StringIO()
+        sink = io.StringIO()
+        sys.stdout = sink
+        setattr(sys, "__stdout__", sink)  # noqa: B010 - a Final name to type checkers, rebound on purpose
         return require("jaxmarl.environments.smax", EXTRA, "smax")
     finally:
-        sys.stdout, sys.stderr, sys.__stdout__ = saved
+        sys.stdout, sys.stderr = saved[0], saved[1]
+        setattr(sys, "__stdout__", saved[2])  # noqa: B010
 
 
 def maps() -> list[str]:
@@ -151,9 +156,9 @@ def _compiled(map_name: str, n_envs: int, kwargs: dict[str, Any]) -> _Compiled:
         won = ~enemies_alive & allies_alive
         o, s, av = observe(obs, new)
         outs = (o, s, av, rewards[agents[0]].astype(jnp.float32), terminated, truncated, won)
-        outs = tuple(jnp.where(active, x, jnp.zeros_like(x)) for x in outs)
+        masked = tuple(jnp.where(active, x, jnp.zeros_like(x)) for x in outs)
         kept = jax.tree.map(lambda n, old: jnp.where(active, n, old), new, state)
-        return outs, kept
+        return masked, kept
 
     @jax.jit
     def reset_all(key: Any) -> tuple:

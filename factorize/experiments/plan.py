@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from factorize.config import RunConfig
-from factorize.resolve import build_config
 from factorize.errors import ConfigError
 from factorize.experiments.spec import ExperimentSpec, Grid, SpecError
+from factorize.resolve import build_config
 
 HASH_EXCLUDES = ("torch_threads",)
 """Fields that say how a run is executed, not what it computes; they never force a re-run."""
@@ -67,7 +67,7 @@ class RunTask:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "RunTask":
+    def from_json(cls, text: str) -> RunTask:
         return cls(**json.loads(text))
 
 

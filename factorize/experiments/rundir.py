@@ -21,8 +21,8 @@ import torch
 import yaml
 
 from factorize.config import RunConfig, config_from_dict, load_yaml
-from factorize.resolve import check_registered
 from factorize.errors import FactorizeError
+from factorize.resolve import check_registered
 
 METRIC_COLUMNS = ["step", "episode", "split", "return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "wall_s"]
 CHECKPOINT_DIR = "checkpoints"
@@ -109,7 +109,7 @@ class RunDir:
         self.path = Path(path)
 
     @classmethod
-    def create(cls, path: str | Path, cfg: RunConfig) -> "RunDir":
+    def create(cls, path: str | Path, cfg: RunConfig) -> RunDir:
         rd = cls(path)
         try:
             rd.path.mkdir(parents=True, exist_ok=True)
@@ -172,7 +172,7 @@ class RunDir:
             path = found[-1]
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is bad input here
+        except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise FactorizeError(f"checkpoint: cannot load {path}: {first[:200]}") from None
         if not isinstance(state, dict):

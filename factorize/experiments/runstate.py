@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from factorize.experiments.rundir import SWEEP_FILE, read_mapping, atomic_write
+from factorize.experiments.rundir import SWEEP_FILE, atomic_write, read_mapping
 
 ERROR_FILE = "error.txt"
 SUMMARY_FILE = "summary.json"

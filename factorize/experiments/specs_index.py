@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from factorize.config import load_yaml
 from factorize.errors import FactorizeError
 

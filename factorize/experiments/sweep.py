@@ -13,11 +13,12 @@ import os
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 from tqdm import tqdm
@@ -64,7 +65,7 @@ def _round(x: float | None) -> float | None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @contextmanager
@@ -160,7 +161,7 @@ class _Tracker:
             self.bar.set_postfix(running=counts[RUNNING], failed=counts[FAILED], refresh=True)
 
     def write_manifest(self) -> None:
-        runs = []
+        runs: list[dict[str, Any]] = []
         for task in self.tasks:
             outcome = self.outcomes.get(task.run_id)
             runs.append({

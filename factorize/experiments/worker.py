@@ -25,8 +25,8 @@ from typing import Any
 from factorize.envs import env_notes, env_package
 from factorize.errors import FactorizeError
 from factorize.experiments import runstate
-from factorize.experiments.rundir import RunDir
 from factorize.experiments.plan import RunTask, config_hash
+from factorize.experiments.rundir import RunDir
 
 INCOMPLETE = "incomplete"
 FAILED = "failed"
@@ -132,7 +132,7 @@ def execute(task: RunTask) -> RunOutcome:
                 "the same factorize version as the sweep?"
             )
         _train(cfg, Path(task.run_dir), resume)
-    except Exception:  # noqa: BLE001 - any failure of one run is recorded, the sweep goes on
+    except Exception:
         runstate.write_error(Path(task.run_dir), traceback.format_exc())
     return read_outcome(task, time.perf_counter() - t0)
 

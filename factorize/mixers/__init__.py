@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from factorize.config import MixerConfig
 from factorize.envs.base import EnvInfo
@@ -15,11 +15,19 @@ from factorize.mixers.qtran import QTranMixer
 from factorize.mixers.vdn import VDNMixer
 
 __all__ = [
-    "Mixer", "MixContext", "VDNMixer", "QMixer", "QTranMixer", "CentralFFMixer", "QPlexMixer",
-    "build_mixer", "register_mixer", "MIXERS",
+    "MIXERS",
+    "CentralFFMixer",
+    "MixContext",
+    "Mixer",
+    "QMixer",
+    "QPlexMixer",
+    "QTranMixer",
+    "VDNMixer",
+    "build_mixer",
+    "register_mixer",
 ]
 
-MIXERS: dict[str, Callable[[MixerConfig, EnvInfo], Mixer]] = {
+MIXERS: dict[str, Callable[..., Mixer]] = {
     "vdn": VDNMixer,
     "qmix": QMixer,
     "qtran": QTranMixer,
@@ -28,7 +36,8 @@ MIXERS: dict[str, Callable[[MixerConfig, EnvInfo], Mixer]] = {
 }
 
 
-def register_mixer(name: str, factory: Callable[[MixerConfig, EnvInfo], Mixer]) -> None:
+def register_mixer(name: str, factory: Callable[..., Mixer]) -> None:
+    """`factory(cfg, info)`, or `factory(cfg, info, feature_dim=...)` when it declares `needs`."""
     MIXERS[name] = factory
 
 
@@ -42,5 +51,5 @@ def build_mixer(cfg: MixerConfig, info: EnvInfo, feature_dim: int | None = None)
     if "agent_features" in getattr(factory, "needs", frozenset()):
         if feature_dim is None:
             raise ConfigError(f"mixer.name: {cfg.name} reads agent features; build it with their width")
-        return factory(cfg, info, feature_dim=feature_dim)  # type: ignore[call-arg]
+        return factory(cfg, info, feature_dim=feature_dim)
     return factory(cfg, info)
