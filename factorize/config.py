@@ -477,7 +477,10 @@ def _field_docs(cls: type) -> dict[str, str]:
         tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     except (OSError, TypeError):  # no source (frozen app): keys still list, without docs
         return {}
-    body = tree.body[0].body  # type: ignore[attr-defined]
+    node = tree.body[0]
+    if not isinstance(node, ast.ClassDef):
+        return {}
+    body = node.body
     docs: dict[str, str] = {}
     for node, nxt in itertools.pairwise(body):
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)

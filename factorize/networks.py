@@ -14,6 +14,7 @@ time loop, and `nn.GRU` fuses the recurrence).
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -118,7 +119,7 @@ class AgentNetwork(nn.Module):
         self.cfg = cfg
         self.info = info
         self.bodies = nn.ModuleList(_Body(cfg, info) for _ in range(1 if cfg.shared else info.n_agents))
-        self._bodies: list[_Body] = list(self.bodies)  # type: ignore[arg-type]  # typed view, same modules
+        self._bodies = cast(list[_Body], list(self.bodies))  # a typed view of the same modules
 
     @property
     def recurrent(self) -> bool:
@@ -153,5 +154,6 @@ class AgentNetwork(nn.Module):
         outs = [one(body, obs[:, i : i + 1], None if last is None else last[:, i : i + 1], slice(i, i + 1),
                     None if hidden is None else hidden[:, i : i + 1]) for i, body in enumerate(self._bodies)]
         q = torch.cat([o[0] for o in outs], dim=1)
-        h = None if outs[0][1] is None else torch.cat([o[1] for o in outs], dim=1)  # type: ignore[misc]
+        hs = [o[1] for o in outs if o[1] is not None]
+        h = torch.cat(hs, dim=1) if hs else None
         return q, h

@@ -276,9 +276,9 @@ def train(cfg: RunConfig, out: str | Path, progress: bool | None = None, resume:
     rundir = RunDir(out)
     if resume:
         done = rundir.summary()
-        finished = done is not None and done.get("status") == "finished"
-        if finished and int(done.get("steps", 0)) >= cfg.steps and rundir.checkpoints():  # type: ignore[union-attr]
-            return done  # type: ignore[return-value]
+        if (done is not None and done.get("status") == "finished" and int(done.get("steps", 0)) >= cfg.steps
+                and rundir.checkpoints()):
+            return done
     state = rundir.load_checkpoint() if resume and rundir.checkpoints() else None
     rundir = RunDir.create(out, cfg)
     trainer = Trainer(cfg, rundir, sys.stderr.isatty() if progress is None else progress)

@@ -185,8 +185,10 @@ class _Checker:
             if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
                 raise self.fail(f"{where}.{key}", f"expected an int >= {minimum}, got {v!r}")
             ints[key] = v
-        return Budget(steps=ints["steps"], eval_interval=ints["eval_interval"],  # type: ignore[arg-type]
-                      test_episodes=ints["test_episodes"], log_interval=ints["log_interval"],  # type: ignore[arg-type]
+        steps, eval_interval, test_episodes = ints["steps"], ints["eval_interval"], ints["test_episodes"]
+        assert steps is not None and eval_interval is not None and test_episodes is not None  # required above
+        return Budget(steps=steps, eval_interval=eval_interval, test_episodes=test_episodes,
+                      log_interval=ints["log_interval"],
                       overrides=self.overrides(f"{where}.overrides", raw.get("overrides")))
 
     def variants(self, where: str, value: Any) -> tuple[Variant, ...]:
