@@ -121,3 +121,45 @@ def test_config_imports_no_registry() -> None:
             "'factorize.mixers', 'factorize.resolve'))]; print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+# -- the base install: no extra is imported until its family is used ------------------------
+
+_BLOCK_EXTRAS = """
+import importlib.abc, sys
+EXTRAS = ("gymnasium", "pettingzoo", "mpe2", "lbforaging", "rware", "jax", "jaxmarl", "six", "ray")
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in EXTRAS:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+from factorize.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _without_extras(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _BLOCK_EXTRAS, *argv], cwd=cwd, capture_output=True, text=True)
+
+
+def test_matrix_and_two_step_games_need_no_extra(tmp_path: Path) -> None:
+    for env in ("matrix:qtran", "two_step"):
+        run = f"runs/{env.replace(':', '-')}"
+        for argv in (["train", "--algo", "qmix", "--env", env, "--steps", "64", "--out", run],
+                     ["eval", run, "--episodes", "2"], ["qtable", run, "--no-plot"]):
+            proc = _without_extras(argv, tmp_path)
+            assert proc.returncode == 0, (argv, proc.stderr[-1500:])
+    proc = _without_extras(["report", "runs", "--out", "report"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert (tmp_path / "report" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("env, extra", [
+    ("mpe:simple_spread_v3", "pettingzoo"), ("lbf:Foraging-8x8-2p-2f-coop-v3", "lbf"),
+    ("rware:rware-tiny-2ag-v2", "rware"), ("smax:3m", "smax"), ("pettingzoo:pettingzoo.sisl.pursuit_v5", "pettingzoo"),
+])
+def test_a_family_without_its_extra_exits_2_naming_it(tmp_path: Path, env: str, extra: str) -> None:
+    proc = _without_extras(["train", "--algo", "qmix", "--env", env, "--steps", "8"], tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-1500:]
+    assert f"pip install 'factorize[{extra}]'" in lines[0]
