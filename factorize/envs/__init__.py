@@ -30,6 +30,7 @@ __all__ = [
     "VecEnv",
     "VecStep",
     "env_defaults",
+    "env_has_wins",
     "env_info",
     "env_notes",
     "env_package",
@@ -67,6 +68,8 @@ class EnvFamily:
     """Modules that must be importable for the family to work (shown by `factorize list envs`)."""
     returns: str = ""
     """What an episode's return and win rate mean here (written to summary.json)."""
+    wins: bool = False
+    """Episodes can be won (SMAX): a win rate is worth showing beside the return."""
     package: str = "factorize"
     """The distribution that implements the env (its version goes into a run's provenance)."""
 
@@ -199,6 +202,7 @@ register_env(
         examples=("smax:3m", "smax:2s3z"),
         check=smax.check_map,
         vec_factory=smax.make_smax_vec,
+        wins=True,
         extra=smax.EXTRA,
         package="jaxmarl",
         modules=("jaxmarl", "six"),
@@ -280,6 +284,11 @@ def env_notes(name: str) -> dict[str, str]:
     """What a run on env `name` reports: the meaning of its return and win rate."""
     fam = _split(name)[0]
     return {"returns": fam.returns} if fam.returns else {}
+
+
+def env_has_wins(name: str) -> bool:
+    """Whether episodes of env `name` can be won (elsewhere the win rate is always 0)."""
+    return _split(name)[0].wins
 
 
 def list_envs() -> list[tuple[str, str]]:

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-from factorize.envs import env_notes
+from factorize.envs import env_has_wins
 from factorize.errors import FactorizeError
 from factorize.experiments import runstate
 from factorize.experiments.executors import make_executor
@@ -84,15 +84,6 @@ def _exclusive(out: Path) -> Iterator[None]:
         yield
 
 
-def _reports_wins(env: str) -> bool:
-    """Whether a win rate means anything on `env` (most families say theirs is always 0)."""
-    try:
-        notes = env_notes(env).get("returns", "")
-    except FactorizeError:
-        return True
-    return "win rate is always 0" not in notes
-
-
 def run_line(name: str, task: RunTask, outcome: RunOutcome, done: int, todo: int) -> str:
     """The line a sweep without a terminal prints when a run ends, so a log shows progress.
 
@@ -106,7 +97,7 @@ def run_line(name: str, task: RunTask, outcome: RunOutcome, done: int, todo: int
         if isinstance(ret, (int, float)):
             parts.append(f"return {ret:.2f}")
         win = summary.get("test_win_rate")
-        if isinstance(win, (int, float)) and _reports_wins(task.env):
+        if isinstance(win, (int, float)) and env_has_wins(task.env):
             parts.append(f"win {win:.2f}")
     elif outcome.error:
         parts.append(f"({outcome.error[:160]})")
