@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from factorize.analysis import build_report, load_results
-from factorize.resolve import build_config
 from factorize.qtable import q_tables
+from factorize.resolve import build_config
 from factorize.train import load_learner, train
 
 TINY = {"runner.eval_interval": 100, "runner.log_interval": 100, "runner.test_episodes": 2,

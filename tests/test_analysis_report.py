@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from factorize.analysis import SkippedRun, build_report, load_results, tables
+from factorize.analysis import SkippedRun, build_report, load, load_results, tables
 from factorize.analysis import aggregate as agg
+from factorize.analysis.load import BASELINE, RANDOM_EPISODES, NoBaseline, with_random_baselines
 from factorize.cli import main
+from factorize.config import EnvConfig, RunConfig
 from factorize.experiments.rundir import METRIC_COLUMNS
+from factorize.runner import random_policy
 
 QTRAN_GAME = "matrix:qtran"
 SPREAD = "mpe:simple_spread_v3"
@@ -83,7 +88,7 @@ def results(tmp_path: Path) -> Path:
     Variants as in the ablation spec: `full` QMIX (the reference), `no_mixing` (trains VDN),
     `no_hypernet`. matrix:qtran test curves (steps 100, 200, 300):
       qmix/full        0 -> 4 -> 8 and 0 -> 4 -> 6    final 8, 6
-      vdn/no_mixing    0 -> 2 -> 0 both               final 0, 0
+      vdn (no_mixing)  0 -> 2 -> 0 both               final 0, 0
       qmix/no_hypernet 0 -> 4 -> 4 both               final 4, 4   (only on this task)
     simple_spread (negative returns): qmix -100, -100; vdn -50, -50.
     Plus one failed run that must be listed, not counted.
@@ -106,10 +111,12 @@ def results(tmp_path: Path) -> Path:
     return root
 
 
-def _load(path: Path) -> pd.DataFrame:
+def _load(path: Path, baselines: bool = False) -> pd.DataFrame:
+    """load_results without the warnings; random baselines only when a test is about them (SMAX's
+    takes half a minute to measure)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedRun)
-        return load_results(path)
+        return load_results(path, baselines=baselines)
 
 
 def test_load_results_is_tidy_and_reads_sweep_keys(results: Path):
@@ -159,16 +166,16 @@ def test_final_table_cells_equal_hand_computed(results: Path):
     table = tables.final_table(perf, agg.aggregate_performance(final)).set_index("method")
     # two seeds: mean, CI [min, max], IQM = mean
     assert table.loc["qmix", QTRAN_GAME] == "7.00 [6.00, 8.00]; IQM 7.00"
-    assert table.loc["vdn/no_mixing", QTRAN_GAME] == "0.00 [0.00, 0.00]; IQM 0.00"
+    assert table.loc["vdn", QTRAN_GAME] == "0.00 [0.00, 0.00]; IQM 0.00"
     assert table.loc["qmix", SPREAD] == "-100.00 [-100.00, -100.00]; IQM -100.00"
-    assert table.loc["vdn/no_mixing", SPREAD] == "-50.00 [-50.00, -50.00]; IQM -50.00"
+    assert table.loc["vdn", SPREAD] == "-50.00 [-50.00, -50.00]; IQM -50.00"
     # the failed run (-500) and the unfinished one are not counted
     assert table.loc["qmix", "seeds"] == "2"
     # absent from a task: shown as missing, not zero, and no aggregate over fewer tasks
     assert table.loc["qmix/no_hypernet", SPREAD] == tables.MISSING
     assert table.loc["qmix/no_hypernet", "all tasks: IQM (normalised)"] == tables.MISSING
     # normalised per task over runs (qtran: 0..8, spread: -100..-50): vdn -> {0,0} and {1,1}
-    assert table.loc["vdn/no_mixing", "all tasks: IQM (normalised)"] == "0.50 [0.50, 0.50]"
+    assert table.loc["vdn", "all tasks: IQM (normalised)"] == "0.50 [0.50, 0.50]"
 
 
 def test_ablation_table_is_percent_of_full_qmix(results: Path):
@@ -195,12 +202,12 @@ def test_baseline_table_sample_efficiency(results: Path):
     table = tables.baseline_table(perf, agg.sample_efficiency(curves, perf)).set_index(["task", "method"])
     # qtran: first evaluation 0, best final mean 7 -> threshold 5.6; qmix mean curve 0, 4, 7
     assert table.loc[(QTRAN_GAME, "qmix"), "steps to 80%"] == "300"
-    assert table.loc[(QTRAN_GAME, "vdn/no_mixing"), "steps to 80%"] == "not reached"
+    assert table.loc[(QTRAN_GAME, "vdn"), "steps to 80%"] == "not reached"
     assert table.loc[(QTRAN_GAME, "qmix/no_hypernet"), "steps to 80%"] == "not reached"
     # spread: first -150, best -50 -> threshold -70: vdn reaches it at 200, qmix (-100) never
-    assert table.loc[(SPREAD, "vdn/no_mixing"), "steps to 80%"] == "200"
+    assert table.loc[(SPREAD, "vdn"), "steps to 80%"] == "200"
     assert table.loc[(SPREAD, "qmix"), "steps to 80%"] == "not reached"
-    assert table.loc[(SPREAD, "vdn/no_mixing"), "final (mean [95% CI])"] == "-50.00 [-50.00, -50.00]"
+    assert table.loc[(SPREAD, "vdn"), "final (mean [95% CI])"] == "-50.00 [-50.00, -50.00]"
 
 
 def test_matrix_game_table(results: Path):
@@ -209,8 +216,8 @@ def test_matrix_game_table(results: Path):
     # the payoff comes from the env (QTRAN game: optimum 8); qmix seed 0 returned 8
     assert games.loc["qmix", "optimum"] == "8.00"
     assert games.loc["qmix", "seeds at optimum"] == "1/2"
-    assert games.loc["vdn/no_mixing", "greedy joint action (seeds)"] == "(B,B) 2/2"
-    assert games.loc["vdn/no_mixing", "seeds at optimum"] == "0/2"
+    assert games.loc["vdn", "greedy joint action (seeds)"] == "(B,B) 2/2"
+    assert games.loc["vdn", "seeds at optimum"] == "0/2"
     assert games.loc["qmix/no_hypernet", "greedy joint action (seeds)"] == "(C,C) 2/2"
     # a tie between (A,A) and (B,B) goes to the lower joint action
     assert games.loc["qmix", "greedy joint action (seeds)"] == "(A,A) 1/2"
@@ -251,7 +258,7 @@ def test_win_rate_scores_a_smax_task_only_when_its_runs_win_some_final_tests(tmp
 def test_report_from_tidy_csv_alone_is_identical(results: Path, tmp_path: Path):
     """A report from the run dirs, then one from its results.csv alone: same report, same CSVs."""
     r1, r2 = tmp_path / "r1", tmp_path / "r2"
-    first = build_report(_load(results), r1, formats=("png",))
+    first = build_report(_load(results, baselines=True), r1, formats=("png",))
     second = build_report(_load(r1 / "results.csv"), r2, formats=("png",))
     md = (r1 / "report.md").read_text()
     assert second.markdown == first.markdown == md
@@ -265,6 +272,8 @@ def test_report_from_tidy_csv_alone_is_identical(results: Path, tmp_path: Path):
     for name in figures:
         assert f"(figures/{name})" in md
     assert "mpe-simple_spread_v3/qmix/full/s2" in md and "loss diverged" in md  # failed runs are listed
+    # the random baseline and the notes come back from the CSV alone (no env is built for it)
+    assert f"| {agg.RANDOM_METHOD} " in md and "; at/below random" in md and "; still rising" in md
 
 
 def test_cli_report_on_a_directory_and_on_its_csv(tmp_path: Path, capsys):
@@ -306,3 +315,132 @@ def test_cli_report_bad_input_exits_2_with_one_line(kind: str, tmp_path: Path, c
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("factorize: error: results:")
     assert not (tmp_path / "out" / "report.md").exists()
+
+
+def _random_return(env: str) -> float:
+    return float(random_policy(RunConfig(env=EnvConfig(name=env)), episodes=RANDOM_EPISODES).returns.mean())
+
+
+def test_every_finished_run_carries_its_tasks_random_baseline(results: Path):
+    df = _load(results, baselines=True)
+    base = df[df["split"] == BASELINE]
+    finished_runs = set(df.loc[df["status"] == "finished", "run"])
+    assert set(base["run"]) == finished_runs  # failed and unfinished runs measure nothing
+    spread = base[(base["env"] == SPREAD) & (base["metric"] == "return_mean")]["value"]
+    assert spread.nunique() == 1 and spread.iloc[0] == pytest.approx(_random_return(SPREAD))
+    assert -90 < spread.iloc[0] < -65  # docs/results/random_policy.csv: -78.1 over 512 episodes
+    assert agg.random_baselines(df).set_index("env")["random"].to_dict() == pytest.approx(
+        {QTRAN_GAME: _random_return(QTRAN_GAME), SPREAD: spread.iloc[0]})
+
+
+def test_final_table_shows_the_random_row_and_marks_scores_next_to_the_number(results: Path):
+    df = _load(results, baselines=True)
+    final, curves = agg.final_scores(df), agg.score_curves(df)
+    perf = agg.annotate(agg.final_performance(final), agg.random_baselines(df),
+                        agg.still_rising(agg.mean_curves(curves)))
+    table = tables.final_table(perf, agg.aggregate_performance(final)).set_index("method")
+    assert table.index[0] == agg.RANDOM_METHOD
+    assert table.loc[agg.RANDOM_METHOD, SPREAD] == f"{_random_return(SPREAD):.2f}"
+    # simple_spread: qmix's -100 is below random play (about -78); vdn's -50 [-50, -50] clearly above
+    assert table.loc["qmix", SPREAD] == "-100.00 [-100.00, -100.00]; IQM -100.00; at/below random"
+    assert table.loc["vdn", SPREAD] == "-50.00 [-50.00, -50.00]; IQM -50.00"
+    # QTRAN game (random about -4): qmix's mean curve 0, 4, 7 still climbs by 3 > 10% of the range 7
+    assert table.loc["qmix", QTRAN_GAME] == "7.00 [6.00, 8.00]; IQM 7.00; still rising"
+    assert table.loc["qmix/no_hypernet", QTRAN_GAME] == "4.00 [4.00, 4.00]; IQM 4.00"  # 0, 4, 4: flat
+    effects = agg.ablation_effects(final)
+    assert tables.ablation_table(effects, perf).iloc[0][SPREAD].endswith("; at/below random")
+    rows = tables.baseline_table(perf, agg.sample_efficiency(curves, perf)).set_index(["task", "method"])
+    assert rows.loc[(SPREAD, agg.RANDOM_METHOD), "final (mean [95% CI])"] == f"{_random_return(SPREAD):.2f}"
+    assert rows.loc[(SPREAD, "qmix"), "final (mean [95% CI])"].endswith("; at/below random")
+
+
+def test_annotate_tells_below_near_and_clear_of_random():
+    perf = pd.DataFrame({"experiment": "e", "env": "t", "method": ["low", "tie", "near", "clear", "one"],
+                         "mean": [-90.0, -78.0, -70.0, -60.0, -10.0], "ci_low": [-95.0, -80.0, -79.0, -65.0, np.nan]})
+    rising = pd.DataFrame({"experiment": "e", "env": "t", "method": ["clear"], "rising": [True]})
+    out = agg.annotate(perf, pd.DataFrame({"experiment": ["e"], "env": ["t"], "random": [-78.0]}), rising)
+    assert out["vs_random"].tolist() == ["below", "below", "near", "", ""]  # a tie is not above random
+    assert out["still_rising"].tolist() == [False, False, False, True, False]
+    unknown = agg.annotate(perf, pd.DataFrame(columns=["experiment", "env", "random"]), rising)
+    assert unknown["vs_random"].tolist() == [""] * 5  # no baseline: nothing claimed either way
+
+
+def test_still_rising_compares_the_last_quarter_with_the_one_before():
+    def curve(method: str, values: list[float]) -> pd.DataFrame:
+        return pd.DataFrame({"experiment": "e", "env": "t", "method": method, "eval": range(len(values)),
+                             "mean": values})
+
+    mc = pd.concat([curve("climbing", [0, 2, 4, 6, 8, 10, 12, 14]),   # last 2 (13) vs 2 before (9)
+                    curve("plateau", [0, 8, 12, 13, 14, 14, 14.5, 14.5]),  # +0.5 < 10% of the range 14.5
+                    curve("short", [0, 14])], ignore_index=True)      # two evaluations: not judged
+    r = agg.still_rising(mc).set_index("method")
+    assert r["rising"].to_dict() == {"climbing": True, "plateau": False, "short": False}
+    assert r.loc["climbing", ["before", "last"]].tolist() == [9.0, 13.0]
+
+
+def test_the_same_run_under_two_variant_names_counts_once(tmp_path: Path):
+    """QMIX as the ablation's `full` and the baselines' `default` in one experiment (and VDN as
+    `no_mixing` and `default`): one method each, its seeds once, the repeats listed as not used."""
+    for seed in (0, 1):
+        for variant in ("full", "default"):
+            make_run(tmp_path / "qs", "qmix", SPREAD, seed, [(100, -60.0 - seed)], variant=variant, experiment="qs")
+        for variant in ("no_mixing", "default"):
+            make_run(tmp_path / "qs", "vdn", SPREAD, seed, [(100, -70.0)], variant=variant, experiment="qs")
+        make_run(tmp_path / "qs", "qmix", SPREAD, seed, [(100, -65.0)], variant="no_clip", experiment="qs")
+        make_run(tmp_path / "qs", "iql", SPREAD, seed, [(100, -75.0)], variant="default", experiment="qs")
+    df = _load(tmp_path / "qs")
+    final = agg.final_scores(df)
+    assert sorted(final[final["method"] == "qmix"]["run"]) == ["mpe-simple_spread_v3/qmix/default/s0",
+                                                              "mpe-simple_spread_v3/qmix/default/s1"]
+    table = tables.final_table(agg.final_performance(final), agg.aggregate_performance(final)).set_index("method")
+    assert table.loc["qmix", "seeds"] == "2"
+    assert agg.duplicate_runs(df) == [
+        ("mpe-simple_spread_v3/qmix/full/s0", "mpe-simple_spread_v3/qmix/default/s0"),
+        ("mpe-simple_spread_v3/qmix/full/s1", "mpe-simple_spread_v3/qmix/default/s1"),
+        ("mpe-simple_spread_v3/vdn/no_mixing/s0", "mpe-simple_spread_v3/vdn/default/s0"),
+        ("mpe-simple_spread_v3/vdn/no_mixing/s1", "mpe-simple_spread_v3/vdn/default/s1")]
+    assert sorted(set(final["method"])) == ["iql", "qmix", "qmix/no_clip", "vdn"]
+    md = build_report(df, tmp_path / "out", formats=("png",)).markdown
+    assert "12 run(s) in 1 experiment(s): 8 finished and used, 4 not used" in md
+    listed = re.search(r"\| mpe-simple_spread_v3/qmix/full/s0 +\| (\w+) +\| (.*?) +\|", md)
+    reason = "same method, task and seed as mpe-simple_spread_v3/qmix/default/s0"
+    assert listed and listed.groups() == ("duplicate", reason)
+    # VDN is the ablation's `no_mixing`; IQL shares the experiment but removes no part of QMIX
+    effects = agg.ablation_effects(final)
+    assert effects["method"].tolist() == ["vdn/no_mixing", "qmix/no_clip"]  # the component VDN removes
+    ablation = tables.ablation_table(effects, agg.final_performance(final))
+    assert ablation["component removed"].tolist() == ["none (qmix, final score)", "no_mixing", "no_clip"]
+
+
+def test_ablation_rows_are_named_variants_and_vdn_as_no_mixing():
+    assert agg.ablation_methods(["qmix", "iql", "vdn", "qtran", "qmix/no_clip"]) == ["vdn", "qmix/no_clip"]
+    # the ablation spec's `no_mixing` trains VDN: it is VDN, one row with VDN from any other grid
+    assert agg.method_label("vdn", "no_mixing") == agg.method_label("vdn", "default") == "vdn"
+    assert agg.method_label("qmix", "no_mixing") == "qmix/no_mixing"  # only VDN is VDN
+
+
+def test_old_tidy_csv_gains_baselines_and_a_missing_env_warns(tmp_path: Path):
+    make_run(tmp_path / "old", "qmix", QTRAN_GAME, 0, [(100, 8.0)])
+    make_run(tmp_path / "old", "qmix", "nosuch:task", 0, [(100, 1.0)])
+    load._random_scores.cache_clear()  # a task warns once per process: make this the first time
+    with pytest.warns(NoBaseline, match="nosuch:task: no random baseline"):
+        df = with_random_baselines(_load(tmp_path / "old"))
+    base = df[df["split"] == BASELINE]
+    assert base["env"].unique().tolist() == [QTRAN_GAME]
+    assert base[base["metric"] == "return_mean"]["value"].iloc[0] == pytest.approx(_random_return(QTRAN_GAME))
+    assert with_random_baselines(df).equals(df)  # runs that have their rows are left alone
+
+
+def test_a_method_whose_every_run_diverged_is_named_not_dropped(tmp_path: Path):
+    make_run(tmp_path / "abl", "qmix", SPREAD, 0, [(100, -60.0)], variant="full", experiment="abl")
+    for seed in (0, 1):
+        run = make_run(tmp_path / "abl", "qmix", SPREAD, seed, [(100, -198.0)], variant="no_target",
+                       experiment="abl", status="diverged")
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**summary, "diverged_at_step": 35200}))
+    df = _load(tmp_path / "abl")
+    assert {note for _, _, note in df.attrs["skipped"]} == {"diverged at step 35,200"}
+    missing = agg.unfinished_methods(df)
+    assert missing[["method", "runs", "statuses"]].values.tolist() == [["qmix/no_target", 2, "2 diverged"]]
+    md = build_report(df, tmp_path / "out", formats=("png",)).markdown
+    assert f"no run finished (see Runs not used): qmix/no_target on {SPREAD} (2 diverged)." in md

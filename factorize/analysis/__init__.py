@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from factorize.analysis.report import Report
 
-__all__ = ["SkippedRun", "load_results", "write_tidy", "build_report", "bootstrap_ci", "iqm", "summarize"]
+__all__ = ["SkippedRun", "bootstrap_ci", "build_report", "iqm", "load_results", "summarize", "write_tidy"]
 
 
 def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = ("png", "pdf")) -> Report:

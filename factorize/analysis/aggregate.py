@@ -2,11 +2,19 @@
 
 Definitions used throughout:
 - a *method* is an algorithm, or `algo/variant` for a named variant of a sweep (the variants
-  `default` and `full` are the method itself);
+  `default` and `full` are the method itself, and so is `no_mixing`, which trains VDN);
 - a task's *score* is the test return (`win_rate` for SMAX, where winning is the goal);
 - *final performance* of a run is its score at its last test evaluation (= summary.json);
 - curves are aligned across seeds by evaluation index (k-th test evaluation), at the median
-  step of that evaluation, since vectorised envs can stop a few steps apart.
+  step of that evaluation, since vectorised envs can stop a few steps apart;
+- the *random baseline* of a task is the score of uniformly random legal actions (`baseline`
+  rows, see `factorize.analysis.load`): a final score is only worth reading next to it;
+- a method's curve is *still rising* on a task when the mean of its seed-mean curve over the
+  last quarter of evaluations beats the quarter before by more than `RISING_TOLERANCE` of the
+  task's score range (see `still_rising`): its final score is not what it converges to;
+- the same method, task and seed twice in one experiment (QMIX as variant `full` of an ablation
+  grid and `default` of a baselines grid, or VDN as `no_mixing` and `default`) is one run: the
+  first in run order counts, the other is listed as a duplicate, so no seed counts twice.
 """
 
 from __future__ import annotations
@@ -15,30 +23,55 @@ import numpy as np
 import pandas as pd
 
 from factorize.analysis import stats
-from factorize.analysis.load import FINISHED
+from factorize.analysis.load import BASELINE, FINISHED
 
 METHOD_ORDER = ["iql", "vdn", "qmix", "qtran", "ow_qmix", "cw_qmix", "qplex"]
 REFERENCE_VARIANTS = ("default", "full")
 """Variant names that mean "the method as published": a sweep without variants names its one
 variant `default`; the ablation spec names full QMIX `full`."""
+NO_MIXING = ("vdn", "no_mixing")
+"""The ablation's `no_mixing` variant trains VDN, QMIX's agents summed instead of mixed: it is
+labelled `vdn` (so VDN is one row of a table, whichever grid ran it), and VDN is the ablation's
+`vdn/no_mixing` row."""
 REFERENCE_METHOD = "qmix"
 """Full QMIX: what each ablated component is measured against."""
 SAMPLE_EFFICIENCY_FRACTION = 0.8
 KNOWN_OPTIMA = {"two_step": 8.0}
 """Optimal return of games whose optimum is not the max of one payoff table (QMIX paper)."""
+RISING_WINDOW = 0.25
+"""Fraction of a curve's evaluations in each of the two windows `still_rising` compares."""
+RISING_MIN_EVALS = 3
+"""Fewer evaluations than this are not a curve: convergence is not judged."""
+RISING_TOLERANCE = 0.1
+"""Rise between the windows, as a fraction of the task's score range, that counts as rising;
+below it the difference is within the noise of a few seeds' test episodes."""
+RANDOM_METHOD = "random policy"
+"""The label of the random baseline's row in tables."""
 WIN_RATE_FAMILIES = ("smax",)
 WIN_RATE_MIN = 0.05
 """Mean final win rate below which a win-rate task is scored by return (see `score_metrics`)."""
 
 
 def method_label(algo: str, variant: str) -> str:
-    """`algo` for the reference variant, else `algo/variant` (the algo actually trained)."""
-    return algo if variant in REFERENCE_VARIANTS else f"{algo}/{variant}"
+    """`algo` for the reference variant (and VDN's `no_mixing`), else `algo/variant` (the algo
+    actually trained)."""
+    return algo if variant in REFERENCE_VARIANTS or (algo, variant) == NO_MIXING else f"{algo}/{variant}"
 
 
 def short_label(label: str) -> str:
     """An ablation row's name: the variant (`no_mixing`, `monotonic_none`), else the method."""
     return label.split("/", 1)[1] if "/" in label else label
+
+
+def ablation_methods(labels) -> list[str]:
+    """The methods an ablation compares with full QMIX: VDN (`no_mixing`) and every named variant.
+    Other methods that share the experiment (IQL, QTRAN, ...) remove no component of QMIX."""
+    return [m for m in order_methods(labels) if "/" in m or m == NO_MIXING[0]]
+
+
+def ablation_name(method: str) -> str:
+    """An ablation row's method: `vdn/no_mixing` for VDN (the component it removes), else itself."""
+    return "/".join(NO_MIXING) if method == NO_MIXING[0] else method
 
 
 def method_sort_key(label: str) -> tuple[int, str, str]:
@@ -84,10 +117,48 @@ def score_names(metrics: dict[str, str]) -> str:
     return text
 
 
-def finished(df: pd.DataFrame) -> pd.DataFrame:
+def _labelled_finished(df: pd.DataFrame) -> pd.DataFrame:
     out = df[df["status"] == FINISHED].copy()
     out["method"] = [method_label(a, v) for a, v in zip(out["algo"], out["variant"])]
     return out
+
+
+def _duplicates(f: pd.DataFrame) -> dict[str, str]:
+    """{run: the run it repeats} among labelled finished rows (see the module docstring)."""
+    runs = f[["experiment", "env", "method", "seed", "run"]].drop_duplicates("run").sort_values("run")
+    kept = runs.groupby(["experiment", "env", "method", "seed"])["run"].transform("first")
+    repeats = runs["run"] != kept
+    return dict(zip(runs.loc[repeats, "run"], kept[repeats]))
+
+
+def duplicate_runs(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(run, the run it repeats) for each finished run that is not counted, in run order."""
+    return sorted(_duplicates(_labelled_finished(df)).items())
+
+
+def finished(df: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs with their `method` label, duplicates dropped: every row the report counts."""
+    out = _labelled_finished(df)
+    duplicates = _duplicates(out)
+    return out[~out["run"].isin(duplicates)] if duplicates else out
+
+
+def unfinished_methods(df: pd.DataFrame) -> pd.DataFrame:
+    """Methods with runs but none finished, per experiment x task: a row that would otherwise
+    vanish from every table (an ablation whose every seed diverged is a result, not a gap).
+
+    Columns: experiment, env, method, runs, statuses (e.g. `2 diverged`).
+    """
+    runs = df[["experiment", "env", "algo", "variant", "run", "status"]].drop_duplicates("run")
+    runs = runs.assign(method=[method_label(a, v) for a, v in zip(runs["algo"], runs["variant"])])
+    rows = []
+    for (exp, env, method), g in runs.groupby(["experiment", "env", "method"], sort=True):
+        if (g["status"] == FINISHED).any():
+            continue
+        counts = g["status"].value_counts().sort_index()
+        rows.append({"experiment": exp, "env": env, "method": method, "runs": len(g),
+                     "statuses": ", ".join(f"{n} {status}" for status, n in counts.items())})
+    return pd.DataFrame(rows, columns=["experiment", "env", "method", "runs", "statuses"])
 
 
 def score_curves(df: pd.DataFrame) -> pd.DataFrame:
@@ -118,6 +189,58 @@ def final_performance(final: pd.DataFrame) -> pd.DataFrame:
     """Per experiment x task x method: n, mean, std, CI, IQM, IQM CI of final scores."""
     groups = {k: [g["value"].to_numpy()] for k, g in final.groupby(["experiment", "env", "method"], sort=True)}
     return _summary_rows(groups, ["experiment", "env", "method"])
+
+
+def random_baselines(df: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment x task: `random`, the random policy's score in the task's score metric.
+
+    Tasks without `baseline` rows (an env that could not be built, an old results.csv) are absent.
+    """
+    f = finished(df)
+    b = f[(f["split"] == BASELINE) & (f["metric"] == f["env"].map(_score_metrics(f)))]
+    return b.groupby(["experiment", "env"], as_index=False, sort=True)["value"].mean() \
+        .rename(columns={"value": "random"})
+
+
+def still_rising(mcurves: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment x task x method: whether the seed-mean test curve is still rising.
+
+    Compares the mean of the last `RISING_WINDOW` of evaluations (at least one) with the window
+    before it; rising when the later one is higher by more than `RISING_TOLERANCE` times the
+    task's range of seed-mean scores (over all methods and evaluations). Curves with fewer than
+    `RISING_MIN_EVALS` evaluations are not judged (rising = False). Columns: experiment, env,
+    method, evals, before, last, rising.
+    """
+    rows = []
+    for (exp, env), task in mcurves.groupby(["experiment", "env"], sort=True):
+        span = float(task["mean"].max() - task["mean"].min())
+        for method, m in task.groupby("method", sort=True):
+            v = m.sort_values("eval")["mean"].to_numpy()
+            w = max(1, int(len(v) * RISING_WINDOW))
+            judged = len(v) >= max(RISING_MIN_EVALS, 2 * w)
+            before = float(v[-2 * w:-w].mean()) if judged else float("nan")
+            last = float(v[-w:].mean()) if judged else float("nan")
+            rows.append({"experiment": exp, "env": env, "method": method, "evals": len(v), "before": before,
+                         "last": last, "rising": bool(judged and last - before > RISING_TOLERANCE * span)})
+    return pd.DataFrame(rows, columns=["experiment", "env", "method", "evals", "before", "last", "rising"])
+
+
+def annotate(perf: pd.DataFrame, baselines: pd.DataFrame, rising: pd.DataFrame) -> pd.DataFrame:
+    """`final_performance` plus what a reader must see next to each score.
+
+    Adds `random` (the task's random baseline, NaN if unknown), `vs_random` ("below": mean at
+    or below random; "near": above it but the 95% CI reaches it; "" otherwise or unknown) and
+    `still_rising` (see `still_rising`).
+    """
+    keys = ["experiment", "env"]
+    out = perf.merge(baselines, on=keys, how="left") \
+        .merge(rising[keys + ["method", "rising"]], on=keys + ["method"], how="left")
+    with np.errstate(invalid="ignore"):  # NaN (no baseline, no CI) compares False: nothing claimed
+        below = out["mean"] <= out["random"]
+        near = ~below & (out["ci_low"] <= out["random"])
+    out["vs_random"] = np.select([below, near], ["below", "near"], "")
+    out["still_rising"] = out.pop("rising").astype("boolean").fillna(False).astype(bool)
+    return out
 
 
 def normalised_scores(final: pd.DataFrame) -> pd.DataFrame:
@@ -192,7 +315,7 @@ def sample_efficiency(curves: pd.DataFrame, perf: pd.DataFrame) -> pd.DataFrame:
 
 
 def ablation_effects(final: pd.DataFrame) -> pd.DataFrame:
-    """Each non-reference method's effect relative to full QMIX, in percent, per task.
+    """Each ablation method's (`ablation_methods`) effect relative to full QMIX, in percent, per task.
 
     Only experiments with named variants are ablations. Columns: experiment, env, method,
     n, n_ref, mean, ref_mean, effect_pct, ci_low, ci_high.
@@ -204,13 +327,12 @@ def ablation_effects(final: pd.DataFrame) -> pd.DataFrame:
             continue
         for env, t in e.groupby("env", sort=True):
             ref = t[t["method"] == ref_label]["value"].to_numpy()
-            for method in order_methods(t["method"]):
-                if method == ref_label:
-                    continue
+            for method in ablation_methods(t["method"]):
                 v = t[t["method"] == method]["value"].to_numpy()
                 point, lo, hi = stats.relative_effect_ci(v, ref)
-                rows.append({"experiment": exp, "env": env, "method": method, "n": len(v), "n_ref": len(ref),
-                             "mean": float(v.mean()), "ref_mean": float(ref.mean()) if len(ref) else float("nan"),
+                rows.append({"experiment": exp, "env": env, "method": ablation_name(method), "n": len(v),
+                             "n_ref": len(ref), "mean": float(v.mean()),
+                             "ref_mean": float(ref.mean()) if len(ref) else float("nan"),
                              "effect_pct": point, "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows, columns=["experiment", "env", "method", "n", "n_ref", "mean", "ref_mean",
                                        "effect_pct", "ci_low", "ci_high"])

@@ -8,12 +8,16 @@ note, step, split, metric, value`, then the run's key config values as columns (
 
 Q-table rows carry the metric in the name: `q_tot/<state>/<i,j>` and `payoff/<state>/<i,j>`
 (one per joint action), `greedy/<state>` (flat index of the agents' greedy joint action) and
-`greedy_q_tot/<state>`. Keeping everything in one frame lets a report be rebuilt from the CSV
-alone, with no run directories or checkpoints.
+`greedy_q_tot/<state>`. `baseline` rows hold the random policy's `return_mean` and `win_rate` on
+the run's task (uniformly random legal actions, `RANDOM_EPISODES` episodes): a score means
+little until it is compared with play that learned nothing, and measuring it when the runs are
+loaded (once per task) keeps it in results.csv. Keeping everything in one frame lets a report be
+rebuilt from the CSV alone, with no run directories, checkpoints or envs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from functools import lru_cache
@@ -24,6 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from factorize.config import load_yaml
 from factorize.errors import FactorizeError
 from factorize.experiments.rundir import RunDir
 
@@ -41,10 +46,18 @@ CONFIG_KEYS = [
 ]
 """Config values copied onto every row: what differs between methods and ablation variants."""
 FINISHED = "finished"
+BASELINE = "baseline"
+"""The `split` of the random-policy rows (see the module docstring)."""
+RANDOM_EPISODES = 256
+"""Episodes of random play per task: a standard error of about 1.5 on simple_spread's -78."""
 
 
 class SkippedRun(UserWarning):
     """A run directory that is failed, unfinished or unreadable; the report lists it."""
+
+
+class NoBaseline(UserWarning):
+    """A task whose random baseline cannot be measured here (e.g. its env's extra is missing)."""
 
 
 def _dig(data: dict[str, Any], dotted: str) -> Any:
@@ -83,7 +96,9 @@ def _status(rundir: Path) -> tuple[str, str]:
         return "incomplete", "no summary.json"
     status = str(summary.get("status", FINISHED))
     if status != FINISHED:  # e.g. `diverged`: the run stopped itself; its numbers are not final
-        reason = str(summary.get("reason") or summary.get("error") or f"summary status {status}")
+        at = summary.get("diverged_at_step")
+        reason = str(summary.get("reason") or summary.get("error")
+                     or (f"{status} at step {at:,}" if isinstance(at, int) else f"summary status {status}"))
         return status, reason.strip().splitlines()[0] if reason.strip() else status
     return FINISHED, ""
 
@@ -97,7 +112,7 @@ def _env_payoff_and_capable(env_json: str) -> tuple[bool, list | None]:
     fields = json.loads(env_json)
     try:
         env = make_env(EnvConfig(**{k: v for k, v in fields.items() if k in EnvConfig.__dataclass_fields__}))
-    except Exception:  # noqa: BLE001 - an env we cannot build here simply has no Q-tables
+    except Exception:  # an env we cannot build here simply has no Q-tables
         return False, None
     capable = hasattr(env, "qtable_paths")
     payoff = getattr(env, "payoff", None)
@@ -105,10 +120,35 @@ def _env_payoff_and_capable(env_json: str) -> tuple[bool, list | None]:
     return capable, (np.asarray(payoff).tolist() if payoff is not None else None)
 
 
+def _env_json(cfg: dict[str, Any]) -> str:
+    """The run's env config as a canonical string: the cache key of per-task measurements."""
+    env_cfg = cfg.get("env") if isinstance(cfg.get("env"), dict) else {"name": cfg.get("env")}
+    return json.dumps(env_cfg, sort_keys=True)
+
+
+@lru_cache(maxsize=64)
+def _random_scores(env_json: str) -> tuple[tuple[str, float], ...]:
+    """((metric, value), ...) of uniformly random legal actions on a task; () if it cannot run here.
+
+    Fixed episodes and seed (`random_policy`'s), so loading the same runs twice gives the same rows.
+    """
+    from factorize.config import EnvConfig, RunConfig
+    from factorize.runner import random_policy
+
+    fields = json.loads(env_json)
+    try:
+        env = EnvConfig(**{k: v for k, v in fields.items() if k in EnvConfig.__dataclass_fields__})
+        stats = random_policy(RunConfig(env=env), episodes=RANDOM_EPISODES)
+    except Exception as exc:  # no baseline is a gap in the table, not a failed report
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        warnings.warn(f"{fields.get('name')}: no random baseline ({reason})", NoBaseline, stacklevel=2)
+        return ()
+    return (("return_mean", float(stats.returns.mean())), ("win_rate", float(stats.won.mean())))
+
+
 def _qtables(rundir: Path, cfg: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
     """Learned Q-tables of a small-game run: `qtable.json` if present, else from the checkpoint."""
-    env_cfg = cfg.get("env") if isinstance(cfg.get("env"), dict) else {"name": cfg.get("env")}
-    capable, payoff = _env_payoff_and_capable(json.dumps(env_cfg, sort_keys=True))
+    capable, payoff = _env_payoff_and_capable(_env_json(cfg))
     cached = rundir / "qtable.json"
     tables: dict[str, dict[str, Any]] | None = None
     if cached.is_file():
@@ -158,14 +198,17 @@ def _qtable_rows(tables: dict[str, dict[str, Any]]) -> list[tuple[str, float]]:
     return rows
 
 
-def _load_run(rundir: Path, root: Path) -> tuple[pd.DataFrame, str, str]:
+def _baseline_rows(scores: tuple[tuple[str, float], ...]) -> pd.DataFrame:
+    return pd.DataFrame({"step": 0, "split": BASELINE, "metric": [m for m, _ in scores],
+                         "value": [v for _, v in scores]}, columns=DATA_COLUMNS)
+
+
+def _load_run(rundir: Path, root: Path, baselines: bool = True) -> tuple[pd.DataFrame, str, str]:
     """One run's rows; returns (frame, status, note). Raises nothing for a bad run."""
     rel = rundir.relative_to(root).as_posix() if rundir != root else rundir.name
     cfg: Any = None
-    try:
-        cfg = yaml.safe_load((rundir / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        pass
+    with contextlib.suppress(OSError, yaml.YAMLError):
+        cfg = load_yaml((rundir / "config.yaml").read_text())
     if isinstance(cfg, dict):
         status, note = _status(rundir)
     else:  # still listed (as failed), so a broken run is never silently missing from a report
@@ -197,7 +240,7 @@ def _load_run(rundir: Path, root: Path) -> tuple[pd.DataFrame, str, str]:
     if status == FINISHED:
         try:
             tables = _qtables(rundir, cfg)
-        except Exception as exc:  # noqa: BLE001 - a missing Q-table must not lose the run's curves
+        except Exception as exc:  # a missing Q-table must not lose the run's curves
             tables = None
             reason = (str(exc).splitlines() or [type(exc).__name__])[0]
             warnings.warn(f"{rel}: no Q-tables ({reason})", SkippedRun, stacklevel=3)
@@ -205,6 +248,8 @@ def _load_run(rundir: Path, root: Path) -> tuple[pd.DataFrame, str, str]:
             qrows = _qtable_rows(tables)
             parts.append(pd.DataFrame({"step": last_step, "split": "qtable", "metric": [r[0] for r in qrows],
                                        "value": [r[1] for r in qrows]}))
+        if baselines:
+            parts.append(_baseline_rows(_random_scores(_env_json(cfg))))
     data = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=DATA_COLUMNS)
     if data.empty:
         data = pd.DataFrame({"step": [0], "split": ["run"], "metric": ["status"], "value": [np.nan]})
@@ -257,13 +302,17 @@ def find_run_dirs(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def load_results(path: str | Path) -> pd.DataFrame:
+def load_results(path: str | Path, baselines: bool = True) -> pd.DataFrame:
     """Every run under a results directory (or a tidy `results.csv`) as one long frame.
 
     Runs that failed, did not finish, or cannot be read are kept as rows with their `status`
     and `note` (so the report can list them) and announced with a `SkippedRun` warning;
     `df.attrs["skipped"]` lists them as (run, status, note). Raises FactorizeError when the
     path holds no runs at all.
+
+    baselines: measure the random policy on each task of a results directory (`baseline`
+    rows; a task whose env cannot be built here warns `NoBaseline`). A results.csv is read as
+    it is, baseline rows included: rebuilding a report needs no env.
     """
     path = Path(path)
     if not path.exists():
@@ -278,7 +327,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
             raise FactorizeError(f"results: {path} holds no run directories (no config.yaml found)")
         frames = []
         for d in dirs:
-            frame, _, _ = _load_run(d, path)
+            frame, _, _ = _load_run(d, path, baselines)
             frames.append(frame)
         df = normalise(pd.concat(frames, ignore_index=True))
     if df.empty:
@@ -288,6 +337,24 @@ def load_results(path: str | Path) -> pd.DataFrame:
         warnings.warn(f"{run}: {status}" + (f" ({note})" if note else ""), SkippedRun, stacklevel=2)
     df.attrs["skipped"] = skipped
     return df
+
+
+def with_random_baselines(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` plus `baseline` rows for every finished run that has none, measured on its task.
+
+    For tidy CSVs written before runs carried their baseline: only the env's name is in the
+    frame, so the task is measured at its default settings (right for the built-in specs,
+    which pass no env kwargs).
+    """
+    have = set(df.loc[df["split"] == BASELINE, "run"])
+    runs = df[(df["status"] == FINISHED) & ~df["run"].isin(have)].drop_duplicates("run")
+    added = []
+    for _, first in runs.iterrows():
+        rows = _baseline_rows(_random_scores(json.dumps({"name": first["env"]}, sort_keys=True)))
+        for column in df.columns.difference(DATA_COLUMNS):
+            rows[column] = first[column]
+        added.append(rows)
+    return normalise(pd.concat([df, *added], ignore_index=True)) if added else df
 
 
 def skipped_runs(df: pd.DataFrame) -> list[tuple[str, str, str]]:

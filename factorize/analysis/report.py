@@ -17,12 +17,22 @@ import pandas as pd
 
 from factorize.analysis import aggregate as agg
 from factorize.analysis import plots, tables
-from factorize.analysis.load import FINISHED, skipped_runs, write_tidy
+from factorize.analysis.load import FINISHED, RANDOM_EPISODES, skipped_runs, write_tidy
 from factorize.analysis.stats import CONFIDENCE, REPS
 from factorize.errors import FactorizeError
 from factorize.experiments.rundir import atomic_write
 
 PROFILE_TAUS = np.linspace(0.0, 1.0, 51)
+NOTES_LEGEND = (
+    f"Row `{agg.RANDOM_METHOD}`: the score of uniformly random legal actions on the task "
+    f"({RANDOM_EPISODES} episodes; no row when the results do not carry it). Notes after a score: "
+    f"*{tables.NOTES['below']}* = mean at or below the random policy's; *{tables.NOTES['near']}* = "
+    f"above it, but the 95% CI reaches it; *{tables.RISING}* = not converged at this budget: the mean "
+    f"of the last {agg.RISING_WINDOW:.0%} of the seed-mean curve's evaluations beats the "
+    f"{agg.RISING_WINDOW:.0%} before by more than {agg.RISING_TOLERANCE:.0%} of the task's score range "
+    f"(judged on curves of at least {agg.RISING_MIN_EVALS} evaluations)."
+)
+"""Said wherever final scores are shown: what the random row and the notes mean."""
 
 
 def slug(text: str) -> str:
@@ -91,9 +101,9 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
     metrics = agg.score_metrics(df)
     curves = agg.score_curves(df)
     final = agg.final_scores(df)
-    perf = agg.final_performance(final)
-    aggregate = agg.aggregate_performance(final)
     mcurves = agg.mean_curves(curves)
+    perf = agg.annotate(agg.final_performance(final), agg.random_baselines(df), agg.still_rising(mcurves))
+    aggregate = agg.aggregate_performance(final)
     efficiency = agg.sample_efficiency(curves, perf)
     effects = agg.ablation_effects(final)
     games = agg.matrix_games(df, final)
@@ -102,22 +112,25 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
     greedy = agg.modal_greedy(q)
     prof = agg.profile(final, PROFILE_TAUS)
     hours = agg.compute_hours(df)
-    colors = plots.palette(list(final["method"]) + list(agg.finished(df)["method"]))
+    unfinished = agg.unfinished_methods(df)
+    looks = plots.styles(list(final["method"]) + list(agg.finished(df)["method"]))
 
     runs = df[["run", "status"]].drop_duplicates()
-    n_finished = int((runs["status"] == FINISHED).sum())
+    duplicates = agg.duplicate_runs(df)
+    n_used = int((runs["status"] == FINISHED).sum()) - len(duplicates)
     experiments = sorted(df["experiment"].unique())
     w.text("# factorize report")
     w.text(
-        f"{len(runs)} run(s) in {len(experiments)} experiment(s): {n_finished} finished, "
-        f"{len(runs) - n_finished} not used. {agg.score_names(metrics)}; "
+        f"{len(runs)} run(s) in {len(experiments)} experiment(s): {n_used} finished and used, "
+        f"{len(runs) - n_used} not used (failed, unfinished or duplicate). {agg.score_names(metrics)}; "
         "final = at the last test evaluation. Intervals are "
         f"{int(CONFIDENCE * 100)}% percentile bootstrap CIs over seeds ({REPS} resamples); "
         "IQM = interquartile mean (Agarwal et al. 2021); n = number of seeds. "
         f"A method not run on a task shows {tables.MISSING}.",
         "Tidy data behind everything: [results.csv](results.csv).",
     )
-    skipped = skipped_runs(df)
+    skipped = skipped_runs(df) + [(run, "duplicate", f"same method, task and seed as {kept}")
+                                  for run, kept in duplicates]
     if skipped:
         listed = pd.DataFrame(skipped, columns=["run", "status", "reason"]).replace(r"\|", r"\\|", regex=True)
         w.text("## Runs not used", "", listed.to_markdown(index=False))
@@ -136,21 +149,26 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
         w.text("### Final performance",
                "Cells: mean [95% CI]; IQM." + (" Last column: IQM of final scores min-max normalised per "
                                                 "task, pooled over tasks, stratified bootstrap CI."
-                                                if len(tasks) > 1 else ""))
+                                                if len(tasks) > 1 else "") + " " + NOTES_LEGEND)
         w.table(tables.final_table(e_perf, _only(aggregate, exp)),
                 pd.concat([e_perf, _only(aggregate, exp).assign(env="all tasks (normalised)")], ignore_index=True),
                 f"{s}__final")
+        e_missing = _only(unfinished, exp)
+        if not e_missing.empty:
+            w.text("Not in the tables, no run finished (see Runs not used): " + "; ".join(
+                f"{r.method} on {r.env} ({r.statuses})" for r in e_missing.itertuples()) + ".")
 
         e_curves = _only(mcurves, exp)
         ylabel = {t: "test win rate" if metrics[t] == "win_rate" else "test return" for t in tasks}
         w.data(e_curves, f"{s}__curves")
         w.text("### Learning curves")
-        w.figure(plots.learning_curves(e_curves, colors, ylabel, out / "figures" / f"{s}__curves", formats),
+        w.figure(plots.learning_curves(e_curves, looks, ylabel, out / "figures" / f"{s}__curves", formats),
                  "Test score vs env steps, mean and 95% CI over seeds (n in legend)")
 
         w.text("### Final performance and sample efficiency",
                "Steps to 80%: env steps until the seed-mean test curve first gets 80% of the way from "
-               "the mean score at the first evaluation to the best method's mean final score on the task.")
+               "the mean score at the first evaluation to the best method's mean final score on the task. "
+               "Random policy and notes as in the final performance table.")
         e_eff = _only(efficiency, exp)
         w.table(tables.baseline_table(e_perf, e_eff), e_perf.merge(e_eff, on=["experiment", "env", "method"],
                                                                    how="left"), f"{s}__baselines")
@@ -160,7 +178,10 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
             w.text("### Ablation",
                    f"Effect of each change on the final score relative to full "
                    f"{agg.REFERENCE_METHOD}: 100 (mean - mean_ref) / |mean_ref|, positive = "
-                   "better, 95% CI resampling both sets of seeds.")
+                   "better, 95% CI resampling both sets of seeds. First row: notes as in the final "
+                   "performance table." + (" `no_mixing` is VDN (QMIX's agents, summed instead of mixed), "
+                                           "`vdn` in the other tables." if "/".join(agg.NO_MIXING)
+                                           in set(e_eff_abl["method"]) else ""))
             w.table(tables.ablation_table(e_eff_abl, e_perf), e_eff_abl, f"{s}__ablation")
             w.figure(plots.ablation_points(e_eff_abl, out / "figures" / f"{s}__ablation", formats),
                      "Ablation effects with 95% CI (n seeds per task in legend)")
@@ -185,7 +206,7 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
                    "Fraction of runs whose normalised final score exceeds tau, tasks weighted equally, "
                    "stratified bootstrap 95% CI; only methods run on every task.")
             w.data(e_prof, f"{s}__profile")
-            w.figure(plots.performance_profile(e_prof, colors, out / "figures" / f"{s}__profile", formats),
+            w.figure(plots.performance_profile(e_prof, looks, out / "figures" / f"{s}__profile", formats),
                      "Performance profile across tasks (runs and tasks per method in legend)")
 
     w.report.markdown = "\n".join(w.lines).rstrip() + "\n"

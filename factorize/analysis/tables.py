@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from factorize.analysis.aggregate import REFERENCE_METHOD, order_methods, short_label
+from factorize.analysis.aggregate import RANDOM_METHOD, REFERENCE_METHOD, order_methods, short_label
 
 MISSING = "—"
+NOTES = {"below": "at/below random", "near": "CI reaches random"}
+"""What a final score's `vs_random` (aggregate.annotate) says next to the number."""
+RISING = "still rising"
 
 
 def num(x: float, digits: int = 2) -> str:
@@ -46,18 +49,39 @@ def _task_columns(frame: pd.DataFrame) -> list[str]:
     return sorted(frame["env"].unique())
 
 
+def notes(row: pd.Series) -> str:
+    """`; at/below random`, `; still rising`, both or nothing: appended to a final score, so
+    no score that learned nothing or has not converged is shown without saying so."""
+    rising = row.get("still_rising", False)
+    found = [NOTES.get(str(row.get("vs_random", "")), ""), RISING if pd.notna(rising) and bool(rising) else ""]
+    return "".join(f"; {n}" for n in found if n)
+
+
+def _random_scores(perf: pd.DataFrame) -> dict[str, float]:
+    """{task: random baseline} from an annotated performance frame (none if not annotated)."""
+    if "random" not in perf.columns:
+        return {}
+    return perf.dropna(subset=["random"]).groupby("env")["random"].first().to_dict()
+
+
 def final_table(perf: pd.DataFrame, agg: pd.DataFrame) -> pd.DataFrame:
-    """Rows method, columns task: `mean [95% CI]; IQM x` of final scores; the last column is
-    the IQM of normalised scores over all tasks (stratified bootstrap CI) when there are several."""
+    """Rows method, columns task: `mean [95% CI]; IQM x` of final scores, with `notes`; the
+    last column is the IQM of normalised scores over all tasks (stratified bootstrap CI) when
+    there are several. An annotated `perf` (aggregate.annotate) adds the random policy's row first."""
     tasks = _task_columns(perf)
+    random = _random_scores(perf)
     rows = []
+    if random:
+        rows.append({"method": RANDOM_METHOD, "seeds": MISSING, **{t: num(random.get(t, float("nan"))) for t in tasks}})
+        if len(tasks) > 1:
+            rows[0]["all tasks: IQM (normalised)"] = MISSING
     for method in order_methods(perf["method"]):
         m = perf[perf["method"] == method].set_index("env")
         row = {"method": method, "seeds": seeds_text(m["n"])}
         for task in tasks:
             if task in m.index:
                 r = m.loc[task]
-                row[task] = f"{interval(r['mean'], r['ci_low'], r['ci_high'])}; IQM {num(r['iqm'])}"
+                row[task] = f"{interval(r['mean'], r['ci_low'], r['ci_high'])}; IQM {num(r['iqm'])}{notes(r)}"
             else:
                 row[task] = MISSING
         if len(tasks) > 1:
@@ -69,16 +93,22 @@ def final_table(perf: pd.DataFrame, agg: pd.DataFrame) -> pd.DataFrame:
 
 
 def baseline_table(perf: pd.DataFrame, efficiency: pd.DataFrame) -> pd.DataFrame:
-    """Rows task x method: final score (mean, CI), IQM (CI), steps to 80% of the best method."""
+    """Rows task x method: final score (mean, CI, `notes`), IQM (CI), steps to 80% of the best
+    method; an annotated `perf` adds each task's random policy first."""
     eff = efficiency.set_index(["env", "method"])
+    random = _random_scores(perf)
     rows = []
     for task in _task_columns(perf):
+        if task in random:
+            rows.append({"task": task, "method": RANDOM_METHOD, "seeds": MISSING,
+                         "final (mean [95% CI])": num(random[task]), "IQM [95% CI]": MISSING,
+                         "steps to 80%": MISSING})
         t = perf[perf["env"] == task].set_index("method")
         for method in order_methods(t.index):
             r = t.loc[method]
             steps = eff.loc[(task, method), "steps_to_threshold"] if (task, method) in eff.index else float("nan")
-            rows.append({"task": task, "method": method, "seeds": int(r["n"]),
-                         "final (mean [95% CI])": interval(r["mean"], r["ci_low"], r["ci_high"]),
+            rows.append({"task": task, "method": method, "seeds": str(int(r["n"])),
+                         "final (mean [95% CI])": interval(r["mean"], r["ci_low"], r["ci_high"]) + notes(r),
                          "IQM [95% CI]": interval(r["iqm"], r["iqm_low"], r["iqm_high"]),
                          "steps to 80%": steps_text(steps)})
     return pd.DataFrame(rows)
@@ -93,7 +123,7 @@ def ablation_table(effects: pd.DataFrame, perf: pd.DataFrame) -> pd.DataFrame:
     first = {"component removed": f"none ({ref_label}, final score)", "seeds": seeds_text(ref["n"])}
     for task in tasks:
         first[task] = interval(ref.loc[task, "mean"], ref.loc[task, "ci_low"], ref.loc[task, "ci_high"]) \
-            if task in ref.index else MISSING
+            + notes(ref.loc[task]) if task in ref.index else MISSING
     rows = [first]
     for method in order_methods(effects["method"]):
         m = effects[effects["method"] == method].set_index("env")
