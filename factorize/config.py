@@ -82,16 +82,25 @@ class MixerConfig:
     """QPLEX: layers of each attention head's networks."""
     adv_hypernet_embed: int = 64
     """QPLEX: hidden width of the attention heads' networks."""
+    init: Literal["default", "orthogonal", "xavier"] = "default"
+    """Initialisation of every linear layer of the mixer (and of an objective's networks):
+    torch's default, orthogonal (JaxMARL) or Xavier-uniform weights with zero biases."""
+    init_scale: float = 1.0
+    """Gain of `orthogonal` / `xavier` initialisation (JaxMARL's QMIX uses 0.001: Q_tot starts flat)."""
 
 
 @dataclass
 class LearnerConfig:
     """The one trainer shared by every method."""
 
-    optimizer: Literal["adam", "rmsprop"] = "adam"
-    """Optimiser of all trained parameters (PyMARL uses rmsprop, EPyMARL adam)."""
+    optimizer: Literal["adam", "rmsprop", "radam"] = "adam"
+    """Optimiser of all trained parameters (PyMARL uses rmsprop, EPyMARL adam, JaxMARL radam)."""
     lr: float = 5e-4
     """Learning rate of the agent networks (and of the mixer unless `mixer_lr` is set)."""
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    """`linear` decays every learning rate to 0 over the run's `steps` (JaxMARL's LR_LINEAR_DECAY)."""
+    learning_starts: int = 0
+    """Env steps collected before the first update (besides waiting for a full batch of episodes)."""
     mixer_lr: float | None = None
     """Separate learning rate for mixer (and objective) parameters; None uses `lr`."""
     rms_alpha: float = 0.99
@@ -374,6 +383,7 @@ def validate(cfg: RunConfig) -> None:
         "runner.log_interval": cfg.runner.log_interval,
         "runner.keep_checkpoints": cfg.runner.keep_checkpoints,
         "learner.lr": cfg.learner.lr,
+        "mixer.init_scale": cfg.mixer.init_scale,
         "mixer.central_embed": cfg.mixer.central_embed,
         "mixer.qtran_embed": cfg.mixer.qtran_embed,
         "mixer.num_kernel": cfg.mixer.num_kernel,
@@ -408,6 +418,7 @@ def validate(cfg: RunConfig) -> None:
         "algo.lambda_nopt": cfg.algo.lambda_nopt,
         "runner.test_episodes": cfg.runner.test_episodes,
         "runner.checkpoint_interval": cfg.runner.checkpoint_interval,
+        "learner.learning_starts": cfg.learner.learning_starts,
         "runner.checkpoint_buffer_max_mb": cfg.runner.checkpoint_buffer_max_mb,
         "torch_threads": cfg.torch_threads,
     }

@@ -50,6 +50,7 @@ class Learner(nn.Module):
                 self.target_mixer.requires_grad_(False)
             self.target_objective = copy.deepcopy(self.objective).requires_grad_(False)
         self.optimizer = self._make_optimizer()
+        self._base_lrs = [float(g["lr"]) for g in self.optimizer.param_groups]
         self.updates = 0
         # every trained parameter, in one list: cleared, clipped and stepped together
         self._params: list[Tensor] = [p for m in self._online_modules() for p in m.parameters()]
@@ -74,7 +75,21 @@ class Learner(nn.Module):
         # foreach kernels: one call per step for all parameter tensors instead of one per tensor
         if lc.optimizer == "adam":
             return torch.optim.Adam(groups, eps=lc.optim_eps, fused=True)
+        if lc.optimizer == "radam":
+            return torch.optim.RAdam(groups, eps=lc.optim_eps, foreach=True)
         return torch.optim.RMSprop(groups, alpha=lc.rms_alpha, eps=lc.optim_eps, foreach=True)
+
+    def set_progress(self, fraction: float) -> None:
+        """Tell the learner how far the run is (env steps / total), for `learner.lr_schedule`.
+
+        The rate is a function of progress alone, not of the optimiser's stored state, so a
+        resumed run continues on exactly the schedule an uninterrupted one follows.
+        """
+        if self.cfg.learner.lr_schedule == "constant":
+            return
+        decay = max(0.0, 1.0 - fraction)
+        for group, base in zip(self.optimizer.param_groups, self._base_lrs):
+            group["lr"] = base * decay
 
     @property
     def needs_features(self) -> bool:

@@ -64,6 +64,43 @@ PRESETS: dict[str, dict[str, Any]] = {
         # ours, not EPyMARL's: envs stepped in lockstep (the update ratio above is per env step)
         "runner.n_envs": 32,
     },
+    # JaxMARL's QLearning recipe for QMIX on MPE (baselines/QLearning/config/alg/ql_rnn_mpe.yaml):
+    # few, large updates (one per 8 episodes) at a high, linearly decaying rate, a flat initial
+    # Q_tot (mixer orthogonal at gain 0.001), RAdam, gamma 0.9. Epsilon anneals over JaxMARL's
+    # "10% of updates": 50k env steps of a 500k-step run (set explore.anneal_steps for others).
+    "jaxmarl": {
+        "agent.kind": "gru",
+        "agent.hidden_dim": 64,
+        "agent.shared": True,
+        "agent.agent_id": True,
+        "agent.last_action": False,
+        "mixer.embed_dim": 32,
+        "mixer.hypernet_layers": 2,
+        "mixer.hypernet_embed": 128,
+        "mixer.init": "orthogonal",
+        "mixer.init_scale": 0.001,
+        "learner.optimizer": "radam",
+        "learner.optim_eps": 1e-8,
+        "learner.lr": 5e-3,
+        "learner.lr_schedule": "linear",
+        "learner.learning_starts": 10_000,
+        "learner.batch_size": 32,
+        "learner.buffer_size": 5000,
+        "learner.updates_per_step": 0.005,
+        "learner.double_q": True,
+        "learner.target_update": "hard",
+        "learner.target_interval": 200,
+        "learner.grad_clip": 25.0,
+        "learner.gamma": 0.9,
+        "explore.schedule": "linear",
+        "explore.epsilon_start": 1.0,
+        "explore.epsilon_finish": 0.05,
+        "explore.anneal_steps": 50_000,
+        "runner.n_envs": 8,
+        "runner.test_episodes": 128,
+        "runner.eval_interval": 25_000,
+        "runner.log_interval": 25_000,
+    },
     # PyMARL's SMAC defaults.
     "pymarl": {
         "learner.optimizer": "rmsprop",

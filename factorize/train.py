@@ -196,9 +196,10 @@ class Trainer:
         p.window["won"].extend(stats.won.astype(float).tolist())
         ups = cfg.learner.updates_per_step
         p.owed_updates += stats.steps * ups if ups is not None else len(stats.returns)
-        if not self.buffer.can_sample(cfg.learner.batch_size):
+        if not self.buffer.can_sample(cfg.learner.batch_size) or p.steps < cfg.learner.learning_starts:
             p.owed_updates = 0.0
         t0 = time.perf_counter()
+        self.learner.set_progress(p.steps / cfg.steps)
         while p.owed_updates >= 1.0:
             out = self.learner.update(self.buffer.sample(cfg.learner.batch_size, self.gen))
             p.owed_updates -= 1.0

@@ -30,8 +30,13 @@ def metrics_without_clock(path: Path) -> list[list[str]]:
     return [r[:col] + r[col + 1 :] for r in rows]
 
 
-def train_argv(out: Path, kind: str, steps: int) -> list[str]:
-    overrides = [f"{k}={v}" for k, v in FAST.items()] + [f"agent.kind={kind}"]
+RECIPE = ["learner.lr_schedule=linear", "learner.optimizer=radam", "learner.learning_starts=200",
+          "mixer.init=orthogonal", "mixer.init_scale=0.01"]
+"""JaxMARL's switches: a schedule on progress, a delayed start, another optimiser's state."""
+
+
+def train_argv(out: Path, kind: str, steps: int, extra: list[str] | None = None) -> list[str]:
+    overrides = [f"{k}={v}" for k, v in FAST.items()] + [f"agent.kind={kind}", *(extra or [])]
     return ["train", "--algo", "qmix", "--env", "two_step", "--steps", str(steps), "--seed", "7",
             "--out", str(out), *overrides]
 
@@ -42,15 +47,15 @@ def newest_step(out: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["mlp", "gru"])
-def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize("kind, extra", [("mlp", []), ("gru", []), ("gru", RECIPE)], ids=["mlp", "gru", "gru-recipe"])
+def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path: Path, kind: str, extra: list[str]) -> None:
     steps = 2400
     reference = tmp_path / "reference"
-    assert main(train_argv(reference, kind, steps)) == 0
+    assert main(train_argv(reference, kind, steps, extra)) == 0
     expected = metrics_without_clock(reference)
     for kill_after in (300, 1000, 1800):  # three different points of the run
         out = tmp_path / f"killed_{kill_after}"
-        proc = subprocess.Popen([sys.executable, "-m", "factorize.cli", *train_argv(out, kind, steps)],
+        proc = subprocess.Popen([sys.executable, "-m", "factorize.cli", *train_argv(out, kind, steps, extra)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         while newest_step(out) < kill_after and proc.poll() is None and time.time() < deadline:

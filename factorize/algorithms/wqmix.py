@@ -16,6 +16,7 @@ from torch import Tensor
 from factorize.algorithms.objective import Objective, UpdateInputs
 from factorize.config import RunConfig
 from factorize.envs.base import EnvInfo
+from factorize.mixers.init import initialise
 from factorize.mixers.qmix_central import CentralFFMixer
 from factorize.networks import AgentNetwork
 
@@ -46,6 +47,7 @@ class WeightedQMixObjective(Objective):
         super().__init__(cfg, info)
         self.central_agent = AgentNetwork(cfg.agent, info)
         self.central_mixer = CentralFFMixer(cfg.mixer, info)
+        initialise(self.central_mixer, cfg.mixer.init, cfg.mixer.init_scale)
 
     def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, float]]:
         assert isinstance(target, WeightedQMixObjective)

@@ -8,6 +8,7 @@ from factorize.config import MixerConfig
 from factorize.envs.base import EnvInfo
 from factorize.errors import ConfigError
 from factorize.mixers.base import MixContext, Mixer
+from factorize.mixers.init import initialise
 from factorize.mixers.qmix import QMixer
 from factorize.mixers.qmix_central import CentralFFMixer
 from factorize.mixers.qplex import QPlexMixer
@@ -51,5 +52,8 @@ def build_mixer(cfg: MixerConfig, info: EnvInfo, feature_dim: int | None = None)
     if "agent_features" in getattr(factory, "needs", frozenset()):
         if feature_dim is None:
             raise ConfigError(f"mixer.name: {cfg.name} reads agent features; build it with their width")
-        return factory(cfg, info, feature_dim=feature_dim)
-    return factory(cfg, info)
+        mixer = factory(cfg, info, feature_dim=feature_dim)
+    else:
+        mixer = factory(cfg, info)
+    initialise(mixer, cfg.init, cfg.init_scale)
+    return mixer
