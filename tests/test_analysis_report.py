@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -109,6 +110,10 @@ def results(tmp_path: Path) -> Path:
              error="ValueError: loss diverged")
     make_run(root, "vdn", SPREAD, 3, [(100, -500.0)], experiment="ablation", variant="no_mixing", status=None)
     return root
+
+
+needs_mpe = pytest.mark.skipif(importlib.util.find_spec("mpe2") is None,
+                               reason="simple_spread's random baseline needs the pettingzoo extra")
 
 
 def _load(path: Path, baselines: bool = False) -> pd.DataFrame:
@@ -255,6 +260,7 @@ def test_win_rate_scores_a_smax_task_only_when_its_runs_win_some_final_tests(tmp
     assert "test win rate on smax:3m (return on smax:2s3z: final win rate below 5%)" in text
 
 
+@needs_mpe
 def test_report_from_tidy_csv_alone_is_identical(results: Path, tmp_path: Path):
     """A report from the run dirs, then one from its results.csv alone: same report, same CSVs."""
     r1, r2 = tmp_path / "r1", tmp_path / "r2"
@@ -282,7 +288,9 @@ def test_cli_report_on_a_directory_and_on_its_csv(tmp_path: Path, capsys):
     assert main(["report", str(tmp_path / "res"), "--out", str(tmp_path / "a")]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["skipped"] == ["mpe-simple_spread_v3/vdn/default/s0"]
-    assert captured.err.strip() == "factorize: warning: mpe-simple_spread_v3/vdn/default/s0: failed (boom)"
+    warned = captured.err.strip().splitlines()  # without mpe2 also: no random baseline for the task
+    assert "factorize: warning: mpe-simple_spread_v3/vdn/default/s0: failed (boom)" in warned
+    assert len(warned) == (1 if importlib.util.find_spec("mpe2") else 2)
     assert (tmp_path / "a" / "figures" / "res__curves.png").is_file()
     assert (tmp_path / "a" / "figures" / "res__curves.pdf").is_file()
     assert main(["report", str(tmp_path / "a" / "results.csv"), "--out", str(tmp_path / "b")]) == 0
@@ -321,6 +329,7 @@ def _random_return(env: str) -> float:
     return float(random_policy(RunConfig(env=EnvConfig(name=env)), episodes=RANDOM_EPISODES).returns.mean())
 
 
+@needs_mpe
 def test_every_finished_run_carries_its_tasks_random_baseline(results: Path):
     df = _load(results, baselines=True)
     base = df[df["split"] == BASELINE]
@@ -333,6 +342,7 @@ def test_every_finished_run_carries_its_tasks_random_baseline(results: Path):
         {QTRAN_GAME: _random_return(QTRAN_GAME), SPREAD: spread.iloc[0]})
 
 
+@needs_mpe
 def test_final_table_shows_the_random_row_and_marks_scores_next_to_the_number(results: Path):
     df = _load(results, baselines=True)
     final, curves = agg.final_scores(df), agg.score_curves(df)

@@ -287,8 +287,11 @@ def env_notes(name: str) -> dict[str, str]:
 
 
 def env_has_wins(name: str) -> bool:
-    """Whether episodes of env `name` can be won (elsewhere the win rate is always 0)."""
-    return _split(name)[0].wins
+    """Whether episodes of env `name` can be won (elsewhere the win rate is always 0).
+
+    Read from the family alone, so it answers without the family's package installed."""
+    family = _FAMILIES.get(name.partition(":")[0])
+    return family is not None and family.wins
 
 
 def list_envs() -> list[tuple[str, str]]:
