@@ -16,13 +16,13 @@ import torch
 from torch import Tensor, nn
 
 from factorize.algorithms import get_algorithm
-from factorize.algorithms.objective import Objective, UpdateInputs
+from factorize.algorithms.objective import Objective, UpdateInputs, real_steps
 from factorize.buffer import EpisodeBatch
 from factorize.config import RunConfig
 from factorize.envs.base import EnvInfo
 from factorize.exploration import greedy_actions
 from factorize.mixers import build_mixer
-from factorize.networks import AgentNetwork
+from factorize.networks import AgentNetwork, PackedSteps
 from factorize.optim import clip_grad_norm, optimizer_step
 
 
@@ -97,18 +97,33 @@ class Learner(nn.Module):
 
     # -- the update -------------------------------------------------------------------------
 
-    def _agent_values(self, agent: AgentNetwork, batch: EpisodeBatch) -> tuple[Tensor, Tensor | None]:
+    def _agent_values(
+        self, agent: AgentNetwork, batch: EpisodeBatch, packed: PackedSteps | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         if self.needs_features:
-            return agent.forward_with_features(batch.obs, batch.actions)
-        return agent(batch.obs, batch.actions), None
+            return agent.forward_with_features(batch.obs, batch.actions, packed)
+        return agent(batch.obs, batch.actions, packed), None
 
     def inputs(self, batch: EpisodeBatch) -> UpdateInputs:
-        """Everything methods share for one update, computed once."""
+        """Everything methods share for one update, computed once.
+
+        A padded batch's agents and mixers compute its real steps only (`REAL_STEPS_ONLY`):
+        Q at step t+1 of each real transition included, zeros at the padding, which the loss masks.
+        """
         lc = self.cfg.learner
-        agent_qs, features = self._agent_values(self.agent, batch)
+        real = real_steps(batch.mask)
+        packed = None
+        # agents on real steps: measured on CPU only, where nn.GRU loops over steps anyway; on
+        # CUDA its fused cuDNN kernel over the padding likely beats a step loop (not measured)
+        if real is not None and batch.obs.device.type == "cpu":
+            steps = batch.mask.sum(1)
+            # episodes are contiguous from step 0 (the runner's layout); anything else stays padded
+            if bool((batch.mask == (torch.arange(batch.mask.shape[1]) < steps.unsqueeze(1))).all()):
+                packed = PackedSteps.of(steps + 1, batch.obs.shape[1], self.info.n_agents)
+        agent_qs, features = self._agent_values(self.agent, batch, packed)
         if self.use_targets:
             with torch.no_grad():
-                target_qs, target_features = self._agent_values(self.target_agent, batch)
+                target_qs, target_features = self._agent_values(self.target_agent, batch, packed)
             target_mixer = self.target_mixer
         else:
             target_qs = agent_qs.detach()
@@ -132,6 +147,8 @@ class Learner(nn.Module):
             target_mixer=target_mixer,
             gamma=lc.gamma,
             reward_scale=lc.reward_scale,
+            real=real,
+            packed=packed,
         )
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:

@@ -14,6 +14,7 @@ time loop, and `nn.GRU` fuses the recurrence).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import cast
 
 import torch
@@ -33,6 +34,42 @@ def sequence_last_actions(actions: Tensor) -> Tensor:
     """actions [B,T,N] -> previous action at each of T+1 steps [B,T+1,N] (-1 at t=0)."""
     first = torch.full((actions.shape[0], 1, *actions.shape[2:]), -1, dtype=actions.dtype, device=actions.device)
     return torch.cat([first, actions], dim=1)
+
+
+@dataclass
+class PackedSteps:
+    """Where a padded batch's real steps are, for agents that compute only those (issue 16).
+
+    One row per (episode, step, agent) with step < steps[episode], ordered time-major with the
+    longest sequences first, so a GRU step t runs on the first counts[t] rows of its hidden state
+    (a shrinking active set, without packing's per-step copies). episode, step, agent [R].
+    """
+
+    episode: Tensor
+    step: Tensor
+    agent: Tensor
+    counts: list[int]
+    shape: tuple[int, int, int]
+    """B, T+1, N of the padded batch."""
+
+    @staticmethod
+    def of(steps: Tensor, n_steps: int, n_agents: int) -> PackedSteps:
+        """steps [B]: observation steps each episode needs (its length + 1: the last next obs)."""
+        dev = steps.device
+        lengths = steps.repeat_interleave(n_agents)  # [B*N], row b*N + i
+        order = torch.argsort(lengths, descending=True, stable=True)
+        counts = [int(c) for c in (lengths.unsqueeze(1) > torch.arange(n_steps, device=dev)).sum(0).tolist() if c]
+        rows = order[torch.cat([torch.arange(k, device=dev) for k in counts])]
+        step = torch.cat([torch.full((k,), t, device=dev) for t, k in enumerate(counts)])
+        return PackedSteps(rows // n_agents, step, rows % n_agents, counts, (len(steps), n_steps, n_agents))
+
+    def gather(self, x: Tensor) -> Tensor:
+        """x [B,T+1,N,...] -> its real rows [R,...]."""
+        return x[self.episode, self.step, self.agent]
+
+    def scatter(self, rows: Tensor) -> Tensor:
+        """rows [R,K] -> [B,T+1,N,K], zeros at padded steps."""
+        return rows.new_zeros(*self.shape, rows.shape[-1]).index_put((self.episode, self.step, self.agent), rows)
 
 
 class InputLayer(nn.Module):
@@ -99,6 +136,34 @@ class _Body(nn.Module):
         h = h.reshape(B, N, T, H).transpose(1, 2)
         return self.out(h), h
 
+    def packed_sequence(self, obs: Tensor, last: Tensor | None, packed: PackedSteps) -> tuple[Tensor, Tensor]:
+        """As `sequence` on real steps only: q [B,T,N,A], features [B,T,N,H], zeros at padding.
+
+        The same GRU equations as `nn.GRU` (gates r, z, n in its weight order), on the rows still
+        active at each step; real steps' values equal the padded call's.
+        """
+        last_rows = None if last is None else packed.gather(last)
+        x = F.relu(self.fc1(packed.gather(obs), last_rows, packed.agent), inplace=True)
+        if self.kind != "gru":
+            h = F.relu(self.fc2(x))
+            return packed.scatter(self.out(h)), packed.scatter(h)
+        w_ih, w_hh, b_ih, b_hh = self.rnn.all_weights[0]
+        inputs = F.linear(x, w_ih, b_ih).split(packed.counts)
+        h = x.new_zeros(packed.counts[0], x.shape[-1])
+        outs = []
+        for gi, k in zip(inputs, packed.counts):
+            hk = h[:k]
+            gh = F.linear(hk, w_hh, b_hh)
+            i_r, i_z, i_n = gi.chunk(3, 1)
+            h_r, h_z, h_n = gh.chunk(3, 1)
+            r = torch.sigmoid(i_r + h_r)
+            z = torch.sigmoid(i_z + h_z)
+            n = torch.tanh(i_n + r * h_n)
+            h = n + z * (hk - n)  # (1 - z) * n + z * h
+            outs.append(h)
+        hs = torch.cat(outs)
+        return packed.scatter(self.out(hs)), packed.scatter(hs)
+
     def gru_step(
         self, obs: Tensor, last: Tensor | None, agents: Tensor | slice, hidden: Tensor | None
     ) -> tuple[Tensor, Tensor]:
@@ -125,13 +190,20 @@ class AgentNetwork(nn.Module):
     def recurrent(self) -> bool:
         return self.cfg.kind == "gru"
 
-    def forward(self, obs: Tensor, actions: Tensor) -> Tensor:
-        """Whole episodes: obs [B,T+1,N,O], actions [B,T,N] -> Q [B,T+1,N,A]."""
-        return self.forward_with_features(obs, actions)[0]
+    def forward(self, obs: Tensor, actions: Tensor, packed: PackedSteps | None = None) -> Tensor:
+        """Whole episodes: obs [B,T+1,N,O], actions [B,T,N] -> Q [B,T+1,N,A].
 
-    def forward_with_features(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        With `packed`, only the real steps are computed (shared weights; zeros at padding).
+        """
+        return self.forward_with_features(obs, actions, packed)[0]
+
+    def forward_with_features(
+        self, obs: Tensor, actions: Tensor, packed: PackedSteps | None = None
+    ) -> tuple[Tensor, Tensor]:
         """As `forward`, also returning the last hidden layer [B,T+1,N,H] (QTRAN's joint net reads it)."""
         last = sequence_last_actions(actions) if self.cfg.last_action else None
+        if packed is not None and self.cfg.shared:
+            return self._bodies[0].packed_sequence(obs, last, packed)
         if self.cfg.shared:
             return self._bodies[0].sequence(obs, last, slice(None))
         outs = [body.sequence(obs[:, :, i : i + 1], None if last is None else last[:, :, i : i + 1], slice(i, i + 1))

@@ -8,6 +8,7 @@ batch, target values, double-Q greedy actions, TD targets, masking) and hands it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,23 @@ from factorize.config import RunConfig
 from factorize.envs.base import EnvInfo
 from factorize.exploration import greedy_actions
 from factorize.mixers.base import Mixer, mix
+from factorize.networks import PackedSteps
+
+REAL_STEPS_ONLY = True
+"""Agent networks, mixers (and the networks objectives add) run on a padded batch's real steps
+only (issue 16): their rows are gathered and the results scattered back to zeros, which the
+masked loss ignores. False runs them over the padding too and masks it, the reference the tests
+hold this path to (same loss and gradients to float tolerance). A batch without padding always
+takes the plain path, so it pays nothing and stays bit-identical."""
+
+
+def real_steps(mask: Tensor) -> tuple[Tensor, Tensor] | None:
+    """mask [B,T] -> (episode, step) indices of its real steps, or None when all steps are real
+    (or `REAL_STEPS_ONLY` is off)."""
+    if not REAL_STEPS_ONLY or bool(mask.all()):
+        return None
+    bi, ti = mask.nonzero(as_tuple=True)
+    return bi, ti
 
 
 @dataclass
@@ -44,6 +62,39 @@ class UpdateInputs:
     target_mixer: Mixer | None
     gamma: float
     reward_scale: float
+    real: tuple[Tensor, Tensor] | None = None
+    """(episode, step) indices [M] of the real steps when the batch has padding (`real_steps`)."""
+    packed: PackedSteps | None = None
+    """The real (episode, step, agent) rows for agent networks, when the batch has padding."""
+
+    def on_real_steps(self, fn: Callable[..., Tensor], *xs: Tensor | None) -> Tensor:
+        """fn(*xs) for tensors xs [B,T,...] (None passes through) -> [B,T,...], computed on real
+        steps only when the batch has padding: each x is gathered to [1,M,...], fn's [1,M,...]
+        result scattered back to zeros at the padded steps. fn must treat rows independently
+        (every mixer does), so the real steps' values are the ones the padded call gives."""
+        if self.real is None:
+            return fn(*xs)
+        bi, ti = self.real
+        out = fn(*(None if x is None else x[bi, ti].unsqueeze(0) for x in xs)).squeeze(0)
+        B, T = self.batch.mask.shape
+        return out.new_zeros(B, T, *out.shape[1:]).index_put((bi, ti), out)
+
+    def _mix(
+        self, mixer: Mixer | None, qs: Tensor, state: Tensor, actions: Tensor, agent_qs: Tensor,
+        features: Tensor | None, avail: Tensor,
+    ) -> Tensor:
+        """`mix` on real steps, gathering only the context this mixer asks for."""
+        if mixer is None:  # IQL: the values themselves, nothing to gather
+            return qs
+        need = mixer.needs
+        return self.on_real_steps(
+            lambda q, s, a, aq, f, av: mix(mixer, q, s, actions=a, agent_qs=aq, agent_features=f, avail=av),
+            qs, state,
+            actions if "actions_onehot" in need else None,
+            agent_qs if need & {"actions_onehot", "max_qs", "agent_qs"} else None,
+            features if "agent_features" in need else None,
+            avail if "max_qs" in need else None,
+        )
 
     @property
     def mask(self) -> Tensor:
@@ -75,21 +126,19 @@ class UpdateInputs:
     def mix_online(self, mixer: Mixer | None, qs: Tensor, actions: Tensor) -> Tensor:
         """Online joint value of `actions` [B,T,N] (values qs [B,T,N]) at steps 0..T-1."""
         b = self.batch
-        return mix(
-            mixer, qs, b.state[:, :-1], actions=actions, agent_qs=self.agent_qs[:, :-1],
-            agent_features=None if self.agent_features is None else self.agent_features[:, :-1],
-            avail=b.avail[:, :-1],
+        return self._mix(
+            mixer, qs, b.state[:, :-1], actions, self.agent_qs[:, :-1],
+            None if self.agent_features is None else self.agent_features[:, :-1], b.avail[:, :-1],
         )
 
     def mix_target(self, mixer: Mixer | None) -> Tensor:
         """Target joint value of the greedy next actions at steps 1..T (no grad)."""
         b = self.batch
         with torch.no_grad():
-            return mix(
-                mixer, self.target_next_qs, b.state[:, 1:], actions=self.next_actions,
-                agent_qs=self.target_agent_qs[:, 1:],
-                agent_features=None if self.target_agent_features is None else self.target_agent_features[:, 1:],
-                avail=b.avail[:, 1:],
+            return self._mix(
+                mixer, self.target_next_qs, b.state[:, 1:], self.next_actions, self.target_agent_qs[:, 1:],
+                None if self.target_agent_features is None else self.target_agent_features[:, 1:],
+                b.avail[:, 1:],
             )
 
 

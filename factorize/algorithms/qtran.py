@@ -52,7 +52,7 @@ class QTranObjective(Objective):
         y = inputs.td_target(inputs.mix_target(inputs.target_mixer))
         td = inputs.masked_mean((q_jt - y.detach()) ** 2)
 
-        v = mixer.state_value(state)
+        v = inputs.on_real_steps(mixer.state_value, state)
         greedy = inputs.greedy_actions()
         greedy_qs = inputs.agent_qs[:, :-1].gather(-1, greedy.unsqueeze(-1)).squeeze(-1)
         greedy_q_jt = inputs.mix_online(mixer, greedy_qs, greedy)
@@ -81,8 +81,12 @@ class QTranObjective(Objective):
         cf_actions[:, :, idx, :, idx] = torch.arange(A).expand(N, B, T, A)
         onehot = F.one_hot(cf_actions, A).to(qs_all.dtype)
         assert inputs.agent_features is not None
-        ctx = MixContext(actions_onehot=onehot, agent_features=inputs.agent_features[:, :-1, None, None])
-        q_jt = mixer(None, b.state[:, :-1, None, None], ctx)  # [B,T,N,A,1]
+
+        def joint(state: Tensor, onehot: Tensor, features: Tensor) -> Tensor:
+            ctx = MixContext(actions_onehot=onehot, agent_features=features[:, :, None, None])
+            return mixer(None, state[:, :, None, None], ctx)
+
+        q_jt = inputs.on_real_steps(joint, b.state[:, :-1], onehot, inputs.agent_features[:, :-1])  # [B,T,N,A,1]
         # Q' of the counterfactual: the chosen sum with agent i's value swapped for Q_i(a)
         q_sum = inputs.chosen_qs.sum(-1)[..., None, None] - inputs.chosen_qs[..., None] + qs_all
         gap = transformation_gap(q_sum.unsqueeze(-1), q_jt, v[:, :, None, None]).squeeze(-1)

@@ -53,11 +53,11 @@ class WeightedQMixObjective(Objective):
         assert isinstance(target, WeightedQMixObjective)
         b = inputs.batch
         alpha = self.cfg.algo.alpha
-        central_qs = self.central_agent(b.obs, b.actions)  # [B,T+1,N,A]
+        central_qs = self.central_agent(b.obs, b.actions, inputs.packed)  # [B,T+1,N,A]
         with torch.no_grad():
-            target_central_qs = target.central_agent(b.obs, b.actions)
+            target_central_qs = target.central_agent(b.obs, b.actions, inputs.packed)
             next_central = gather_actions(target_central_qs[:, 1:], inputs.next_actions)
-            y = inputs.td_target(target.central_mixer(next_central, b.state[:, 1:]))
+            y = inputs.td_target(inputs.on_real_steps(target.central_mixer, next_central, b.state[:, 1:]))
 
         q_tot = inputs.mix_online(inputs.mixer, inputs.chosen_qs, b.actions)
         if self.weighting == "ow":
@@ -65,13 +65,15 @@ class WeightedQMixObjective(Objective):
         else:
             greedy = inputs.greedy_actions()
             with torch.no_grad():
-                q_star_greedy = target.central_mixer(
-                    gather_actions(target_central_qs[:, :-1], greedy), b.state[:, :-1]
+                q_star_greedy = inputs.on_real_steps(
+                    target.central_mixer, gather_actions(target_central_qs[:, :-1], greedy), b.state[:, :-1]
                 )
             w = cw_weights((b.actions == greedy).all(dim=-1), y, q_star_greedy, alpha)
         restricted = inputs.masked_mean(w * (q_tot - y) ** 2)
 
-        q_star = self.central_mixer(gather_actions(central_qs[:, :-1], b.actions), b.state[:, :-1])
+        q_star = inputs.on_real_steps(
+            self.central_mixer, gather_actions(central_qs[:, :-1], b.actions), b.state[:, :-1]
+        )
         central = inputs.masked_mean((q_star - y) ** 2)
         loss = restricted + self.cfg.algo.central_loss * central
         return loss, {
