@@ -143,10 +143,10 @@ class _Body(nn.Module):
         active at each step; real steps' values equal the padded call's.
         """
         last_rows = None if last is None else packed.gather(last)
+        if self.kind != "gru":  # rows are independent: the MLP itself, on the real rows
+            q, h = self.mlp(packed.gather(obs), last_rows, packed.agent)
+            return packed.scatter(q), packed.scatter(h)
         x = F.relu(self.fc1(packed.gather(obs), last_rows, packed.agent), inplace=True)
-        if self.kind != "gru":
-            h = F.relu(self.fc2(x))
-            return packed.scatter(self.out(h)), packed.scatter(h)
         w_ih, w_hh, b_ih, b_hh = self.rnn.all_weights[0]
         inputs = F.linear(x, w_ih, b_ih).split(packed.counts)
         h = x.new_zeros(packed.counts[0], x.shape[-1])
