@@ -57,6 +57,13 @@ class EpisodeBatch:
         )
 
     @staticmethod
+    def concat(parts: list[EpisodeBatch]) -> EpisodeBatch:
+        """Episodes of several batches of the same padded length, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        return EpisodeBatch(**{f.name: torch.cat([getattr(p, f.name) for p in parts]) for f in fields(EpisodeBatch)})
+
+    @staticmethod
     def empty(info: EnvInfo, size: int) -> EpisodeBatch:
         T, N, A = info.episode_limit, info.n_agents, info.n_actions
         return EpisodeBatch(

@@ -23,12 +23,12 @@ from tqdm import tqdm
 from factorize.buffer import EpisodeBuffer
 from factorize.checkpoint import capture_rng, check_compatible, describe, load_state_strict, restore_rng
 from factorize.config import RunConfig
-from factorize.envs import env_info, env_notes, make_vec_env, resolve_backend
+from factorize.envs import compiled_per_width, env_info, env_notes, make_vec_env, resolve_backend
 from factorize.errors import FactorizeError
 from factorize.experiments.rundir import RunDir
 from factorize.exploration import EpsilonSchedule
 from factorize.learner import DivergedError, Learner
-from factorize.runner import RolloutStats, Runner
+from factorize.runner import RolloutStats, Runner, StreamingRunner
 
 TEST_SEED_OFFSET = 1_000_003
 """Test envs draw from a stream apart from training envs, so evaluation never shifts training."""
@@ -67,8 +67,13 @@ for 128 copies than for 32: 100 simple_spread test episodes took 19 ms instead o
 
 
 def make_test_runner(cfg: RunConfig, learner: Learner) -> Runner:
-    width = TEST_ENVS_NATIVE if resolve_backend(cfg.env) == "native" else cfg.runner.n_envs
-    n = max(1, min(width, cfg.runner.test_episodes))
+    if compiled_per_width(cfg.env):
+        # the training width: its compiled step is shared (SMAX: 3-5 s saved per run); surplus
+        # test episodes are dropped, which costs little on a batched env
+        n = cfg.runner.n_envs
+    else:
+        width = TEST_ENVS_NATIVE if resolve_backend(cfg.env) == "native" else cfg.runner.n_envs
+        n = max(1, min(width, cfg.runner.test_episodes))
     gen = torch.Generator()
     gen.manual_seed(cfg.seed + TEST_SEED_OFFSET)
     return Runner(make_vec_env(cfg.env, n), learner.agent, gen)
@@ -110,7 +115,8 @@ class Trainer:
         self.info = self.env.info
         self.learner = Learner(cfg, self.info)
         self.buffer = EpisodeBuffer(self.info, cfg.learner.buffer_size)
-        self.runner = Runner(self.env, self.learner.agent, self.gen)
+        rollouts = StreamingRunner if cfg.runner.rollout == "streaming" else Runner
+        self.runner: Runner | StreamingRunner = rollouts(self.env, self.learner.agent, self.gen)
         self.test_runner = make_test_runner(cfg, self.learner)
         self.schedule = EpsilonSchedule(cfg.explore)
         r = cfg.runner
@@ -183,11 +189,11 @@ class Trainer:
                             "epsilon": epsilon, "wall_s": round(self.wall(), 3)})
         self.p.window = {k: [] for k in w}
 
-    def _collect_and_learn(self) -> float:
+    def _collect_and_learn(self, drain: bool = False) -> float:
         cfg, p = self.cfg, self.p
         epsilon = self.schedule.value(p.steps, p.episodes)
         t0 = time.perf_counter()
-        batch, stats = self.runner.rollout(epsilon)
+        batch, stats = self.runner.collect(epsilon, drain=drain)
         self.buffer.insert(batch)
         p.rollout_s += time.perf_counter() - t0
         p.steps += stats.steps
@@ -217,6 +223,10 @@ class Trainer:
             while p.steps < cfg.steps:
                 before = p.steps
                 epsilon = self._collect_and_learn()
+                if p.steps >= p.next_checkpoint and p.steps < cfg.steps and self.runner.in_flight:
+                    # a checkpoint holds no episode in flight (env states cannot be saved), so the
+                    # run finishes them first, whether or not it is later killed: resume is exact
+                    epsilon = self._collect_and_learn(drain=True)
                 bar.update(p.steps - before)
                 done = p.steps >= cfg.steps
                 if p.steps >= p.next_log or done:
@@ -230,10 +240,11 @@ class Trainer:
                         p.next_eval += r.eval_interval
                     self.rundir.write_metrics(p.rows)
                 if p.steps >= p.next_checkpoint or done:
-                    self.rundir.write_metrics(p.rows)
-                    self.save()
+                    # advanced before saving: a resumed run must not take (and drain for) this one again
                     while p.next_checkpoint <= p.steps:
                         p.next_checkpoint += r.checkpoint_interval or cfg.steps
+                    self.rundir.write_metrics(p.rows)
+                    self.save()
         except DivergedError as exc:
             status, diverged_at = "diverged", p.steps
             bar.write(f"diverged at step {p.steps}: {exc}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -55,6 +56,39 @@ def test_same_seed_same_first_observation_and_single_env_info():
     assert all(np.array_equal(x, y) for x, y in zip(a, b)) and not np.array_equal(a[0], c[0])
     # tools that only need sizes (load_learner) build the single-env view; it compiles nothing
     assert make_env(EnvConfig(name="smax:3m")).info == make_vec_env(EnvConfig(name="smax:3m"), E).info
+
+
+def test_reset_envs_restarts_only_the_chosen_envs():
+    """Streaming rollouts restart single SMAX envs: those start at step 0 with a fresh battle; the
+    others carry on from where they were."""
+    env = make_vec_env(EnvConfig(name="smax:3m"), E)
+    env.reset([3] * E)
+    for _ in range(4):  # too few steps for a battle to end
+        env.step(np.zeros((E, 3), dtype=np.int64), np.ones(E, dtype=bool))
+    which = np.array([True, False, False, True])
+    before = np.array(env._states.state.step)
+    obs, state, avail = env.reset_envs(which, [0, 0])
+    after = np.array(env._states.state.step)
+    assert obs.shape == (2, 3, 75) and state.shape == (2, 72) and avail.shape == (2, 3, 8)
+    assert (after[which] == 0).all() and (before[which] > 0).all()
+    assert (after[~which] == before[~which]).all()
+    assert avail.any(-1).all() and state.min() >= 0 and state.max() <= 1
+
+
+def test_compiled_steps_are_kept_on_disk_unless_turned_off(tmp_path):
+    """A run after the first loads SMAX's compiled functions instead of compiling them again."""
+    import subprocess
+    import sys
+
+    code = ("import jax; from factorize.config import EnvConfig; from factorize.envs import make_vec_env;"
+            "make_vec_env(EnvConfig(name='smax:3m'), 2).reset([1, 1]); print(jax.config.jax_compilation_cache_dir)")
+    cache = tmp_path / "cache"
+    for setting, expected in ((str(cache), str(cache)), ("off", "None")):
+        env = {**os.environ, "FACTORIZE_JAX_CACHE": setting}
+        env.pop("JAX_COMPILATION_CACHE_DIR", None)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip().splitlines()[-1] == expected
+    assert any(cache.iterdir()), "the compiled reset was written to the cache"
 
 
 def test_qmix_trains_end_to_end_on_3m(tmp_path):

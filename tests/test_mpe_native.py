@@ -41,6 +41,35 @@ def test_matches_mpe2_on_random_episodes(kwargs: dict) -> None:
         assert avail.all()
 
 
+def test_reset_envs_restarts_the_chosen_envs_as_a_seeded_reset_would() -> None:
+    """Streaming rollouts restart single envs: each restarted env equals a fresh reset with its seed
+    (and then steps like one); the others keep their episode."""
+    E = 4
+    vec, fresh = SimpleSpreadVec(E), SimpleSpreadVec(E)
+    rng = np.random.default_rng(1)
+    vec.reset(rng.integers(0, 2**31 - 1, E))
+    for _ in range(5):
+        vec.step(rng.integers(0, 5, (E, 3)), np.ones(E, dtype=bool))
+    kept_pos, kept_t = vec.pos.copy(), vec.t.copy()
+    which = np.array([True, False, True, False])
+    seeds = [11, 22]
+    obs, state, avail = vec.reset_envs(which, seeds)
+    ref_obs, ref_state, _ = fresh.reset([11, 0, 22, 0])
+    assert obs.shape == (2, 3, vec_obs_dim(vec)) and avail.shape == (2, 3, 5)
+    np.testing.assert_array_equal(obs, ref_obs[which])
+    np.testing.assert_array_equal(state, ref_state[which])
+    np.testing.assert_array_equal(vec.pos[~which], kept_pos[~which])
+    assert (vec.t[which] == 0).all() and (vec.t[~which] == kept_t[~which]).all()
+    actions = rng.integers(0, 5, (E, 3))
+    a, b = vec.step(actions, np.ones(E, dtype=bool)), fresh.step(actions, np.ones(E, dtype=bool))
+    np.testing.assert_array_equal(a.obs[which], b.obs[which])
+    np.testing.assert_array_equal(a.reward[which], b.reward[which])
+
+
+def vec_obs_dim(vec: SimpleSpreadVec) -> int:
+    return vec.info.obs_dim
+
+
 def test_inactive_envs_stand_still() -> None:
     vec = SimpleSpreadVec(2)
     vec.reset([1, 2])

@@ -62,6 +62,8 @@ class EnvFamily:
     check: Callable[[str | None], None] | None = None
     vec_factory: Callable[[str | None, EnvConfig, int], BatchedEnv] | None = None
     """Natively batched envs (SMAX): (arg, cfg, n_envs) -> an object on VecEnv's interface."""
+    compiled: bool = False
+    """Its batched env is compiled for one width (SMAX's jit): test envs reuse the training width."""
     extra: str | None = None
     """The pip extra (`factorize[extra]`) with the family's optional packages."""
     modules: tuple[str, ...] = ()
@@ -202,6 +204,7 @@ register_env(
         examples=("smax:3m", "smax:2s3z"),
         check=smax.check_map,
         vec_factory=smax.make_smax_vec,
+        compiled=True,
         wins=True,
         extra=smax.EXTRA,
         package="jaxmarl",
@@ -248,6 +251,11 @@ def make_vec_env(cfg: EnvConfig, n_envs: int) -> BatchedEnv:
 # (tests/test_mpe_native.py); `env.backend=pettingzoo` runs the original instead.
 NATIVE_VEC: dict[str, Callable[[int, dict], BatchedEnv]] = {"mpe:simple_spread_v3": make_simple_spread_vec}
 NATIVE_KWARGS: dict[str, set[str]] = {"mpe:simple_spread_v3": SUPPORTED_SPREAD_KWARGS}
+
+
+def compiled_per_width(cfg: EnvConfig) -> bool:
+    """True where a batched env of another width would cost a compile of its own."""
+    return _split(cfg.name)[0].compiled
 
 
 def resolve_backend(cfg: EnvConfig) -> str:

@@ -70,17 +70,28 @@ class SimpleSpreadVec:
 
     def reset(self, seeds: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         for e in range(self.n_envs):
-            if seeds is not None:
-                self._rngs[e] = self._seeding.np_random(int(seeds[e]))[0]
-            rng = self._rngs[e]
-            # mpe2's draw order: each agent's position, then each landmark's
-            for i in range(self.N):
-                self.pos[e, i] = rng.uniform(-1, +1, 2)
-            for i in range(self.N):
-                self.landmarks[e, i] = rng.uniform(-1, +1, 2)
-        self.vel[:] = 0.0
-        self.t[:] = 0
+            self._start(e, None if seeds is None else int(seeds[e]))
         return self._observe()
+
+    def reset_envs(self, which: np.ndarray, seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        envs = np.flatnonzero(which)
+        for e, seed in zip(envs, seeds, strict=True):
+            self._start(int(e), int(seed))
+        obs, state, avail = self._observe()
+        return obs[envs], state[envs], avail[envs]
+
+    def _start(self, e: int, seed: int | None) -> None:
+        """A new episode in env e, drawn as mpe2 draws it."""
+        if seed is not None:
+            self._rngs[e] = self._seeding.np_random(seed)[0]
+        rng = self._rngs[e]
+        # mpe2's draw order: each agent's position, then each landmark's
+        for i in range(self.N):
+            self.pos[e, i] = rng.uniform(-1, +1, 2)
+        for i in range(self.N):
+            self.landmarks[e, i] = rng.uniform(-1, +1, 2)
+        self.vel[e] = 0.0
+        self.t[e] = 0
 
     def _forces(self, actions: np.ndarray) -> np.ndarray:
         force = _MOVES[actions] * SENSITIVITY + 0.0  # [E,N,2]; mpe2 adds zero noise

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -94,6 +96,31 @@ def cooldown_fraction(env: Any, state: Any) -> Any:
     return jnp.clip(fraction, 0.0, 1.0) * state.unit_alive
 
 
+COMPILE_CACHE_ENV = "FACTORIZE_JAX_CACHE"
+"""A directory for JAX's compiled SMAX steps, or `off`; default ~/.cache/factorize/jax."""
+
+
+def use_compile_cache(jax: Any) -> None:
+    """Keep compiled SMAX functions on disk, so a run after the first (a sweep's next seed, a
+    resume) loads them instead of compiling again: about 6 s less per run on this machine's kind.
+
+    JAX's own persistent cache, keyed by the program, JAX version and backend, so a stale entry
+    cannot be used. A cache the user configured for JAX (JAX_COMPILATION_CACHE_DIR) is kept.
+    """
+    if jax.config.jax_compilation_cache_dir:
+        return
+    where = os.environ.get(COMPILE_CACHE_ENV, "")
+    if where.lower() == "off":
+        return
+    home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    path = Path(where) if where else home_cache / "factorize" / "jax"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: compile every time, as before
+        return
+    jax.config.update("jax_compilation_cache_dir", str(path))
+
+
 @dataclass(frozen=True)
 class _Compiled:
     """One map's env and its jitted batched reset/step, shared by every SMAXVecEnv of that shape."""
@@ -101,6 +128,7 @@ class _Compiled:
     env: Any
     info: EnvInfo
     reset_all: Callable
+    reset_some: Callable
     step_all: Callable
 
 
@@ -116,6 +144,8 @@ def _compiled(map_name: str, n_envs: int, kwargs: dict[str, Any]) -> _Compiled:
     smax = _jaxmarl_smax()
     import jax
     import jax.numpy as jnp
+
+    use_compile_cache(jax)
 
     try:
         env = smax.HeuristicEnemySMAX(scenario=smax.map_name_to_scenario(map_name), **kwargs)
@@ -167,12 +197,20 @@ def _compiled(map_name: str, n_envs: int, kwargs: dict[str, Any]) -> _Compiled:
         return key, outs, states
 
     @jax.jit
+    def reset_some(key: Any, states: Any, which: Any) -> tuple:
+        """New episodes where `which` [E]; the other envs' states are kept (streaming rollouts)."""
+        key, sub = jax.random.split(key)
+        outs, fresh = jax.vmap(reset_one)(jax.random.split(sub, n_envs))
+        pick = jax.vmap(lambda w, new, old: jax.tree.map(lambda n, o: jnp.where(w, n, o), new, old))
+        return key, outs, pick(which, fresh, states)
+
+    @jax.jit
     def step_all(key: Any, states: Any, actions: Any, active: Any) -> tuple:
         key, sub = jax.random.split(key)
         outs, states = jax.vmap(step_one)(jax.random.split(sub, n_envs), states, actions, active)
         return key, outs, states
 
-    _COMPILED[key] = _Compiled(env, info, reset_all, step_all)
+    _COMPILED[key] = _Compiled(env, info, reset_all, reset_some, step_all)
     return _COMPILED[key]
 
 
@@ -193,7 +231,7 @@ class SMAXVecEnv:
         self.name = f"smax:{map_name}"
         self.n_envs = n_envs
         self.info = compiled.info
-        self._reset_all, self._step_all = compiled.reset_all, compiled.step_all
+        self._reset_all, self._reset_some, self._step_all = compiled.reset_all, compiled.reset_some, compiled.step_all
         self._key = jax.random.PRNGKey(seed)
         self._states: Any = None
         self._checked = self._checked_step = False
@@ -214,6 +252,17 @@ class SMAXVecEnv:
         if not self._checked:
             check_arrays(self.name, self.info, obs, state, avail, lead=(self.n_envs,))
             self._checked = True
+        return obs, state, avail
+
+    def reset_envs(self, which: np.ndarray, seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """New episodes in the envs where `which` [E]: their obs [k,N,O], state [k,S], avail [k,N,A].
+
+        The episodes are drawn from the env's own key, which the last full `reset(seeds)` set from
+        the run's generator, so they are still a function of that generator; `seeds` is unused.
+        """
+        which = np.asarray(which, dtype=bool)
+        self._key, outs, self._states = self._reset_some(self._key, self._states, which)
+        obs, state, avail = (np.array(x)[which] for x in self._jax.device_get(outs))
         return obs, state, avail
 
     def step(self, actions: np.ndarray, active: np.ndarray) -> VecStep:

@@ -1,4 +1,4 @@
-"""Lockstep vectorisation: E envs stepped together so one forward pass serves all of them."""
+"""Vectorisation: E envs stepped together so one forward pass serves all of them."""
 
 from __future__ import annotations
 
@@ -41,18 +41,23 @@ class BatchedEnv(Protocol):
 
     def reset(self, seeds: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
+    def reset_envs(self, which: np.ndarray, seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Start a new episode in the envs where `which` [E] is true, leaving the others as they
+        are (streaming rollouts): obs [k,N,O], state [k,S], avail [k,N,A] of those k envs."""
+        ...
+
     def step(self, actions: np.ndarray, active: np.ndarray) -> VecStep: ...
 
     def close(self) -> None: ...
 
 
 class VecEnv:
-    """E copies of an env that run whole episodes in lockstep.
+    """E copies of an env stepped together.
 
-    Finished envs sit idle (their slots are masked by the runner) until every env is done, so a
-    rollout yields E complete episodes. The runner seeds every episode (`reset(seeds)`) from the
-    run's generator, so an env's randomness is a function of that one generator: restoring it
-    on resume restores the envs too, with no env-specific state to save.
+    Envs step where `active` is true; a finished env sits idle until `reset` (all envs: lockstep
+    rollouts) or `reset_envs` (just it: streaming rollouts) starts its next episode. The runner
+    seeds every episode from the run's generator, so an env's randomness is a function of that
+    one generator: restoring it on resume restores the envs too, with no env state to save.
     """
 
     def __init__(self, make_env: Callable[[], MultiAgentEnv], n_envs: int) -> None:
@@ -63,6 +68,15 @@ class VecEnv:
     def reset(self, seeds: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Start one episode per env (seeded by `seeds` [E] if given): obs [E,N,O], state [E,S], avail [E,N,A]."""
         outs = [env.reset(seed=None if seeds is None else int(seeds[i])) for i, env in enumerate(self.envs)]
+        return (
+            np.stack([o.obs for o in outs]),
+            np.stack([o.state for o in outs]),
+            np.stack([o.avail for o in outs]),
+        )
+
+    def reset_envs(self, which: np.ndarray, seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Start a new episode (seeded by `seeds` [k]) in each env where `which` [E] is true."""
+        outs = [self.envs[i].reset(seed=int(s)) for i, s in zip(np.flatnonzero(which), seeds, strict=True)]
         return (
             np.stack([o.obs for o in outs]),
             np.stack([o.state for o in outs]),
