@@ -139,8 +139,8 @@ class _Body(nn.Module):
     def packed_sequence(self, obs: Tensor, last: Tensor | None, packed: PackedSteps) -> tuple[Tensor, Tensor]:
         """As `sequence` on real steps only: q [B,T,N,A], features [B,T,N,H], zeros at padding.
 
-        The same GRU equations as `nn.GRU` (gates r, z, n in its weight order), on the rows still
-        active at each step; real steps' values equal the padded call's.
+        `nn.GRU`'s cell on the rows still active at each step; real steps' values equal the
+        padded call's.
         """
         last_rows = None if last is None else packed.gather(last)
         if self.kind != "gru":  # rows are independent: the MLP itself, on the real rows
@@ -148,18 +148,13 @@ class _Body(nn.Module):
             return packed.scatter(q), packed.scatter(h)
         x = F.relu(self.fc1(packed.gather(obs), last_rows, packed.agent), inplace=True)
         w_ih, w_hh, b_ih, b_hh = self.rnn.all_weights[0]
-        inputs = F.linear(x, w_ih, b_ih).split(packed.counts)
         h = x.new_zeros(packed.counts[0], x.shape[-1])
         outs = []
-        for gi, k in zip(inputs, packed.counts):
-            hk = h[:k]
-            gh = F.linear(hk, w_hh, b_hh)
-            i_r, i_z, i_n = gi.chunk(3, 1)
-            h_r, h_z, h_n = gh.chunk(3, 1)
-            r = torch.sigmoid(i_r + h_r)
-            z = torch.sigmoid(i_z + h_z)
-            n = torch.tanh(i_n + r * h_n)
-            h = n + z * (hk - n)  # (1 - z) * n + z * h
+        # torch's own cell: nn.GRU's values to the bit, and 10-15% faster forward and backward
+        # than the gates written out (fewer autograd nodes per step); a hand-written backward
+        # and nn.GRU over the padding were both measured slower (docs/performance.md)
+        for xt, k in zip(x.split(packed.counts), packed.counts):
+            h = torch.gru_cell(xt, h[:k], w_ih, w_hh, b_ih, b_hh)
             outs.append(h)
         hs = torch.cat(outs)
         return packed.scatter(self.out(hs)), packed.scatter(hs)
