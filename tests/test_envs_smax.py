@@ -91,6 +91,23 @@ def test_compiled_steps_are_kept_on_disk_unless_turned_off(tmp_path):
     assert any(cache.iterdir()), "the compiled reset was written to the cache"
 
 
+def test_smax_loads_without_every_other_jaxmarl_env_and_jaxmarl_still_imports_after():
+    """SMAX's modules load alone (jaxmarl's package imports all its envs: 4-5 s per process); a
+    later `import jaxmarl` in the same process still gets the whole real package."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from factorize.config import EnvConfig; from factorize.envs import make_vec_env;"
+        "make_vec_env(EnvConfig(name='smax:3m'), 2).reset([1, 1]);"
+        "print(any(m.startswith('jaxmarl.environments.mpe') for m in sys.modules));"
+        "import jaxmarl; print(type(jaxmarl.make('MPE_simple_spread_v3')).__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = out.stdout.splitlines()  # jaxmarl's own import prints lines between ours
+    assert lines[0] == "False" and lines[-1] == "SimpleSpreadMPE", out.stdout
+
+
 def test_qmix_trains_end_to_end_on_3m(tmp_path):
     overrides = {"runner.n_envs": 4, "runner.test_episodes": 4, "runner.eval_interval": 200,
                  "runner.log_interval": 200, "learner.batch_size": 4, "learner.buffer_size": 16,

@@ -15,6 +15,7 @@ limit one step late; the adapter truncates at exactly `max_steps` itself.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -22,6 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -36,21 +38,67 @@ from factorize.errors import ConfigError
 EXTRA = "smax"
 
 
+_SMAX_MODULE: list[ModuleType] = []
+
+
 def _jaxmarl_smax() -> Any:
-    """Import jaxmarl's SMAX quietly: its import prints to stdout (which carries the CLI's JSON)
-    and rebinds sys.stdout/sys.stderr to the process's originals (which breaks redirection)."""
+    """Import jaxmarl's SMAX quietly (once): its import prints to stdout (which carries the CLI's
+    JSON) and rebinds sys.stdout/sys.stderr to the process's originals (which breaks redirection)."""
+    if _SMAX_MODULE:
+        return _SMAX_MODULE[0]
     # `import jaxmarl` needs `six`; the smax extra installs both
     require("six", EXTRA, "smax")
+    _SMAX_MODULE.append(_quiet_import())
+    return _SMAX_MODULE[0]
+
+
+def _quiet_import() -> ModuleType:
     saved = sys.stdout, sys.stderr, sys.__stdout__
     try:
         # jaxmarl resets sys.stdout to sys.__stdout__ before it prints, so both point at a sink
         sink = io.StringIO()
         sys.stdout = sink
         setattr(sys, "__stdout__", sink)  # noqa: B010 - a Final name to type checkers, rebound on purpose
-        return require("jaxmarl.environments.smax", EXTRA, "smax")
+        return _smax_alone() or require("jaxmarl.environments.smax", EXTRA, "smax")
     finally:
         sys.stdout, sys.stderr = saved[0], saved[1]
         setattr(sys, "__stdout__", saved[2])  # noqa: B010
+
+
+def _real_make(*args: Any, **kwargs: Any) -> Any:
+    """`jaxmarl.make`, imported on first use (SMAX's module binds it; our envs never call it)."""
+    from jaxmarl.registration import make
+
+    return make(*args, **kwargs)
+
+
+def _smax_alone() -> ModuleType | None:
+    """`jaxmarl.environments.smax` without the `__init__`s of `jaxmarl` and `jaxmarl.environments`,
+    which import every jaxmarl env (4-5 s per process, SMAX's own modules take under 1 s).
+
+    Stand-in parent packages are in `sys.modules` only while SMAX's modules load; then every
+    `jaxmarl` entry is removed again (this module keeps the one it needs), so a later
+    `import jaxmarl` anywhere in the process imports the real package from scratch. Any failure
+    (another jaxmarl layout) returns None and the caller imports jaxmarl as usual.
+    """
+    if "jaxmarl" in sys.modules:
+        return None
+    spec = importlib.util.find_spec("jaxmarl")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations)))
+    stubs = {"jaxmarl": ModuleType("jaxmarl"), "jaxmarl.environments": ModuleType("jaxmarl.environments")}
+    stubs["jaxmarl"].__path__ = [str(root)]
+    stubs["jaxmarl"].make = _real_make  # type: ignore[attr-defined]
+    stubs["jaxmarl.environments"].__path__ = [str(root / "environments")]
+    sys.modules.update(stubs)
+    try:
+        return importlib.import_module("jaxmarl.environments.smax")
+    except Exception:
+        return None
+    finally:
+        for name in [m for m in sys.modules if m == "jaxmarl" or m.startswith("jaxmarl.")]:
+            del sys.modules[name]
 
 
 def maps() -> list[str]:
