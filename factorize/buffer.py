@@ -56,6 +56,12 @@ class EpisodeBatch:
             mask=self.mask[:, :T],
         )
 
+    def to(self, device: torch.device) -> EpisodeBatch:
+        """The same episodes on `device` (a no-op where they already are)."""
+        if self.obs.device == device:
+            return self
+        return EpisodeBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(EpisodeBatch)})
+
     @staticmethod
     def concat(parts: list[EpisodeBatch]) -> EpisodeBatch:
         """Episodes of several batches of the same padded length, in order."""

@@ -207,8 +207,9 @@ class RunConfig:
     """Total environment steps (summed over parallel envs)."""
     preset: str | None = None
     """A named set of settings from another library (seed, epymarl, pymarl); see the README."""
-    device: Literal["cpu"] = "cpu"
-    """Where networks and updates run; only cpu so far (a GPU path is planned)."""
+    device: Literal["cpu", "cuda"] = "cpu"
+    """Where networks, updates and rollouts' forward passes run; replay stays in host memory and
+    each sampled batch is copied over (`cuda` needs a CUDA build of torch and a GPU)."""
     torch_threads: int = 1
     """Intra-op threads per run; 1 keeps parallel runs from oversubscribing cores."""
 

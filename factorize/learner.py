@@ -33,10 +33,12 @@ class DivergedError(RuntimeError):
 class Learner(nn.Module):
     """Agent + mixer + objective, their targets, and the update step."""
 
-    def __init__(self, cfg: RunConfig, info: EnvInfo) -> None:
+    def __init__(self, cfg: RunConfig, info: EnvInfo, device: str | None = None) -> None:
+        """`device` overrides `cfg.device` (analysis commands use the CPU whatever a run trained on)."""
         super().__init__()
         self.cfg = cfg
         self.info = info
+        self.device = torch.device(device or cfg.device)
         spec = get_algorithm(cfg.algo.name)
         self.agent = AgentNetwork(cfg.agent, info)
         self.mixer = build_mixer(cfg.mixer, info, feature_dim=cfg.agent.hidden_dim)
@@ -49,6 +51,7 @@ class Learner(nn.Module):
             if self.target_mixer is not None:
                 self.target_mixer.requires_grad_(False)
             self.target_objective = copy.deepcopy(self.objective).requires_grad_(False)
+        self.to(self.device)  # before the optimiser, which keeps references to the parameters
         self.optimizer = self._make_optimizer()
         self._base_lrs = [float(g["lr"]) for g in self.optimizer.param_groups]
         self.updates = 0
@@ -153,7 +156,7 @@ class Learner(nn.Module):
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
         """One gradient step on a sampled batch; returns loss, grad norm and method stats."""
-        inputs = self.inputs(batch)
+        inputs = self.inputs(batch.to(self.device))
         target_obj = self.target_objective if self.use_targets else self.objective
         loss, stats = self.objective.loss(inputs, target_obj)
         for p in self._params:  # optimizer.zero_grad(set_to_none=True) without its profiler hooks

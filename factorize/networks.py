@@ -185,6 +185,10 @@ class AgentNetwork(nn.Module):
     def recurrent(self) -> bool:
         return self.cfg.kind == "gru"
 
+    @property
+    def device(self) -> torch.device:
+        return self._bodies[0].out.weight.device
+
     def forward(self, obs: Tensor, actions: Tensor, packed: PackedSteps | None = None) -> Tensor:
         """Whole episodes: obs [B,T+1,N,O], actions [B,T,N] -> Q [B,T+1,N,A].
 

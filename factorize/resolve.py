@@ -176,3 +176,12 @@ def check_registered(cfg: RunConfig) -> None:
         raise ConfigError(f"mixer.name: {cfg.mixer.name!r} is not one of none, {', '.join(MIXERS)}")
     if cfg.preset is not None and cfg.preset not in PRESETS:
         raise ConfigError(f"preset: {cfg.preset!r} is not one of {', '.join(PRESETS)}")
+    check_device(cfg.device)
+
+
+def check_device(device: str) -> None:
+    """`device=cuda` where this torch sees no GPU is bad input, not a crash in the first update."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda is not available here (torch.cuda.is_available() is False); allowed: cpu")

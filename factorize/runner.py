@@ -38,6 +38,15 @@ class RolloutStats:
         return RolloutStats(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("returns", "won", "lengths")))
 
 
+def act(agent: AgentNetwork, obs: torch.Tensor, last_actions: torch.Tensor,
+        hidden: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One agent step for E envs from host tensors: Q [E,N,A] back on the host (where actions are
+    drawn from the run's generator), the hidden state [E,N,H] left on the agent's device."""
+    device = agent.device
+    qs, hidden = agent.step(obs.to(device), last_actions.to(device), hidden)
+    return qs.cpu(), hidden
+
+
 class Runner:
     """Collects E whole episodes at a time (lockstep) with the current agent network: test
     evaluations, and training with `runner.rollout=lockstep`."""
@@ -71,7 +80,7 @@ class Runner:
         last_actions = torch.full((E, info.n_agents), -1, dtype=torch.long)
         hidden = None
         for t in range(T):
-            qs, hidden = self.agent.step(batch.obs[:, t], last_actions, hidden)
+            qs, hidden = act(self.agent, batch.obs[:, t], last_actions, hidden)
             actions = select_actions(qs, batch.avail[:, t], epsilon, self.generator)
             obs, state, avail, reward, terminated, truncated, step_won = self.env.step(actions.numpy(), active)
             act_t = torch.from_numpy(active)
@@ -141,7 +150,7 @@ class StreamingRunner:
         else:
             obs, state, avail = self.env.reset_envs(idle, seeds)
             if self.hidden is not None:
-                self.hidden[torch.from_numpy(idle)] = 0.0
+                self.hidden[torch.from_numpy(idle).to(self.hidden.device)] = 0.0
         rows = torch.from_numpy(np.flatnonzero(idle))
         self.work.obs[rows, 0] = torch.from_numpy(obs)
         self.work.state[rows, 0] = torch.from_numpy(state)
@@ -157,7 +166,7 @@ class StreamingRunner:
     def _step(self, epsilon: float) -> np.ndarray:
         """One step of every live env; returns the envs whose episode ended [E] (bool)."""
         live = self.live
-        qs, self.hidden = self.agent.step(self.obs, self.last_actions, self.hidden)
+        qs, self.hidden = act(self.agent, self.obs, self.last_actions, self.hidden)
         actions = select_actions(qs, self.avail, epsilon, self.generator)
         out = self.env.step(actions.numpy(), live)
         e = torch.from_numpy(np.flatnonzero(live))

@@ -111,6 +111,9 @@ class Trainer:
         self.rundir = rundir
         self.show_bar = progress_bar
         self.gen = seed_everything(cfg.seed, cfg.torch_threads)
+        if cfg.device == "cuda":  # deterministic cuDNN kernels: the same seed gives the same curve
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
         self.env = make_vec_env(cfg.env, cfg.runner.n_envs)
         self.info = self.env.info
         self.learner = Learner(cfg, self.info)
@@ -300,11 +303,12 @@ def train(cfg: RunConfig, out: str | Path, progress: bool | None = None, resume:
 
 
 def load_learner(path: str | Path) -> tuple[RunConfig, Learner, RunDir]:
-    """Rebuild a trained run's learner from its directory (config + newest checkpoint)."""
+    """Rebuild a trained run's learner from its directory (config + newest checkpoint), on the CPU
+    whatever device it trained on: evaluation and Q-tables are small, and run where no GPU is."""
     rundir = RunDir(path)
     cfg = rundir.config()
     info = env_info(cfg.env)
-    learner = Learner(cfg, info)
+    learner = Learner(cfg, info, device="cpu")
     state = rundir.load_checkpoint()
     check_compatible(state.get("meta"), describe(cfg, info), str(rundir.path))
     load_state_strict(learner, state.get("learner"), str(rundir.path))

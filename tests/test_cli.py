@@ -41,7 +41,7 @@ def call(capsys, argv: list[str]) -> tuple[int, str, str]:
         (["--algo", "qmix", "--env", "two_step", "preset=fast"], "preset", "pymarl"),
         (["--algo", "qmix", "--env", "two_step", "preset=[1,[2]]"], "preset", "pymarl"),
         (["--algo", "qmix", "--env", "two_step", "learner.lr"], "learner.lr", "key=value"),
-        (["--algo", "qmix", "--env", "two_step", "device=cuda"], "device", "cpu"),
+        (["--algo", "qmix", "--env", "two_step", "device=tpu"], "device", "cuda"),
         (["--algo", "qmix", "--env", "two_step", "mixer.name=qmixx"], "mixer.name", "qplex"),
     ],
 )

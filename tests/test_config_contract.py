@@ -9,6 +9,7 @@ import typing
 from pathlib import Path
 
 import pytest
+import torch
 
 from factorize.cli import main
 from factorize.config import RunConfig, config_from_dict, describe_keys, load_yaml, parse_value, set_field
@@ -64,9 +65,12 @@ def test_a_mistyped_mixer_fails_before_any_run_directory_exists(tmp_path: Path) 
     assert not out.exists()
 
 
-def test_a_gpu_device_is_refused_until_there_is_a_gpu_path() -> None:
-    with pytest.raises(ConfigError, match="device: 'cuda' is not one of cpu"):
-        build_config("qmix", "two_step", {"device": "cuda"})
+def test_a_device_that_is_not_there_is_refused() -> None:
+    with pytest.raises(ConfigError, match="device: 'tpu' is not one of cpu, cuda"):
+        build_config("qmix", "two_step", {"device": "tpu"})
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"device: cuda is not available here .*allowed: cpu"):
+            build_config("qmix", "two_step", {"device": "cuda"})
 
 
 # -- one YAML reading for overrides, specs and run directories -------------------------------

@@ -77,8 +77,8 @@ class QTranObjective(Objective):
         B, T, N, A = qs_all.shape
         # joint actions with agent i's action replaced by a: [B,T,N(i),A(a),N]
         cf_actions = b.actions[:, :, None, None, :].expand(B, T, N, A, N).clone()
-        idx = torch.arange(N)
-        cf_actions[:, :, idx, :, idx] = torch.arange(A).expand(N, B, T, A)
+        idx = torch.arange(N, device=cf_actions.device)
+        cf_actions[:, :, idx, :, idx] = torch.arange(A, device=cf_actions.device).expand(N, B, T, A)
         onehot = F.one_hot(cf_actions, A).to(qs_all.dtype)
         assert inputs.agent_features is not None
 
