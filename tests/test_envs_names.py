@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from factorize.cli import main
+from factorize.envs import smax as smax_adapter
 from factorize.errors import ConfigError
 from factorize.resolve import build_config
 
@@ -46,6 +47,7 @@ def test_missing_package_names_the_extra(monkeypatch, name, module, extra):
     for loaded in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
         monkeypatch.delitem(sys.modules, loaded)
     monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setattr(smax_adapter, "_SMAX_MODULE", [])  # SMAX's modules, once imported, are kept
     with pytest.raises(ConfigError, match=rf"pip install 'factorize\[{extra}\]'") as err:
         build_config("qmix", name)
     assert "\n" not in str(err.value)
