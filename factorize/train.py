@@ -94,6 +94,7 @@ class Progress:
     next_eval: int = 0
     next_checkpoint: int = 0
     wall_s: float = 0.0
+    cpu_s: float = 0.0
     rollout_s: float = 0.0
     update_s: float = 0.0
     test_s: float = 0.0
@@ -126,6 +127,7 @@ class Trainer:
         self.p = Progress(next_log=r.log_interval, next_eval=r.eval_interval,
                           next_checkpoint=r.checkpoint_interval or cfg.steps)
         self._t0 = time.perf_counter()
+        self._c0 = time.process_time()
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -142,6 +144,7 @@ class Trainer:
 
     def save(self) -> None:
         self.p.wall_s = self.wall()
+        self.p.cpu_s = self.cpu()
         state = {
             "meta": describe(self.cfg, self.info),
             "learner": self.learner.state_dict(),
@@ -168,9 +171,15 @@ class Trainer:
             damage = f"{type(exc).__name__}: {exc}"
             raise FactorizeError(f"checkpoint: {where} is incomplete or damaged ({damage})") from None
         self._t0 = time.perf_counter() - self.p.wall_s
+        self._c0 = time.process_time() - self.p.cpu_s
 
     def wall(self) -> float:
         return time.perf_counter() - self._t0
+
+    def cpu(self) -> float:
+        """CPU seconds of this process (all its threads) since the run started, across resumes:
+        unlike wall time, not inflated when other processes share the cores."""
+        return time.process_time() - self._c0
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -275,7 +284,8 @@ class Trainer:
             "buffer_mb": round(self.buffer_mb, 3),
             "buffer_in_checkpoint": self._keep_buffer(),
             "time": {"rollout_s": p.rollout_s, "update_s": p.update_s, "test_s": p.test_s,
-                     "other_s": max(0.0, total - p.rollout_s - p.update_s - p.test_s), "total_s": total},
+                     "other_s": max(0.0, total - p.rollout_s - p.update_s - p.test_s), "total_s": total,
+                     "cpu_s": self.cpu()},
             "env_steps_per_s": p.steps / max(total, 1e-9),
         }
         self.rundir.write_summary(summary)

@@ -181,3 +181,25 @@ def test_a_diverging_run_does_not_stop_its_sweep(tmp_path: Path) -> None:
                     for v in ("fine", "boom") for s in (0, 1)}
     diverged = RunDir(tmp_path / "out" / "matrix/qmix/boom/s0")
     assert diverged.summary()["diverged_at_step"] == 32 and diverged.checkpoints()
+
+
+def test_cpu_seconds_are_reported_and_carried_across_a_resume(tmp_path: Path) -> None:
+    """summary.json's time.cpu_s: this process's CPU time (contention does not inflate it), summed
+    over the sittings of a resumed run."""
+    import json
+
+    import torch
+
+    out = tmp_path / "r"
+    assert main(train_argv(out, "gru", 400)) == 0
+    first = json.loads((out / "summary.json").read_text())["time"]
+    assert 0 < first["cpu_s"] < 50 * first["total_s"]
+    checkpoints = sorted((out / "checkpoints").glob("step_*.pt"))
+    saved = torch.load(checkpoints[0], map_location="cpu", weights_only=True)["progress"]["cpu_s"]
+    assert saved > 0
+    for late in checkpoints[1:]:
+        late.unlink()
+    (out / "summary.json").unlink()
+    assert main(["train", "--resume", str(out)]) == 0
+    resumed = json.loads((out / "summary.json").read_text())["time"]
+    assert resumed["cpu_s"] > saved
