@@ -51,13 +51,13 @@ class Runner:
     """Collects E whole episodes at a time (lockstep) with the current agent network: test
     evaluations, and training with `runner.rollout=lockstep`."""
 
+    in_flight = False
+    """Nothing carries over between lockstep rollouts (the `StreamingRunner` interface)."""
+
     def __init__(self, env: BatchedEnv, agent: AgentNetwork, generator: torch.Generator) -> None:
         self.env = env
         self.agent = agent
         self.generator = generator
-
-    in_flight = False
-    """Nothing carries over between lockstep rollouts (the `StreamingRunner` interface)."""
 
     def collect(self, epsilon: float, drain: bool = False) -> tuple[EpisodeBatch, RolloutStats]:
         """E whole episodes (training's interface; with nothing in flight, `drain` is never needed)."""
