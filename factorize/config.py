@@ -151,10 +151,11 @@ class RunnerConfig:
 
     n_envs: int = 8
     """Envs stepped together by one batched forward pass."""
-    rollout: Literal["streaming", "lockstep"] = "streaming"
-    """How training envs run: `streaming` resets each env as its episode ends and hands finished
-    episodes to the learner at once (no env idles); `lockstep` runs E whole episodes together, every
-    env waiting for the longest. The same when every episode has the same length."""
+    rollout: Literal["lockstep", "streaming"] = "lockstep"
+    """How training envs run: `lockstep` runs E whole episodes together, every env waiting for the
+    longest; `streaming` resets each env as its episode ends and hands finished episodes to the
+    learner at once (no env idles, but an episode's later steps act with updated weights). The
+    same when every episode has the same length."""
     test_episodes: int = 32
     """Greedy test episodes per evaluation."""
     eval_interval: int = 5_000

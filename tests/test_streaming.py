@@ -171,7 +171,7 @@ def test_resume_from_a_middle_checkpoint_with_streaming_is_exact(tmp_path: Path)
     argv = ["train", "--algo", "qmix", "--env", "lbf:Foraging-5x5-2p-1f-v3", "--steps", "3000",
             "--seed", "5", "--out", str(ref), "runner.n_envs=6", "runner.checkpoint_interval=700",
             "runner.keep_checkpoints=10", "runner.eval_interval=500", "runner.log_interval=250",
-            "runner.test_episodes=4", "explore.anneal_steps=1500", "agent.hidden_dim=16"]
+            "runner.test_episodes=4", "explore.anneal_steps=1500", "agent.hidden_dim=16", "runner.rollout=streaming"]
     assert main(argv) == 0
     expected = metrics_without_clock(ref)
     checkpoints = sorted((ref / "checkpoints").glob("step_*.pt"), key=lambda p: int(p.stem.split("_")[1]))
