@@ -54,11 +54,8 @@ def evaluate(runner: Runner, episodes: int) -> RolloutStats:
         _, stats = runner.rollout(epsilon=0.0)
         parts.append(stats)
         got += len(stats.returns)
-    return RolloutStats(
-        returns=np.concatenate([p.returns for p in parts])[:episodes],
-        won=np.concatenate([p.won for p in parts])[:episodes],
-        lengths=np.concatenate([p.lengths for p in parts])[:episodes],
-    )
+    stats = RolloutStats.concat(parts)
+    return RolloutStats(stats.returns[:episodes], stats.won[:episodes], stats.lengths[:episodes])
 
 
 TEST_ENVS_NATIVE = 128
