@@ -20,8 +20,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from factorize.config import parse_overrides, set_field, validate
+    from factorize.config import RunConfig, parse_overrides, set_field, validate
     from factorize.experiments.rundir import RunDir
+    from factorize.population import parse_seeds, train_population
     from factorize.resolve import build_config
     from factorize.train import train
 
@@ -30,27 +31,48 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.seed is not None and args.seed < 0:
         raise FactorizeError(f"seed: must be >= 0, got {args.seed}")
     if args.resume is not None:
-        if args.algo or args.env or args.overrides or args.seed is not None or args.out:
-            raise FactorizeError("resume: --resume takes the run's own config; only --steps may change")
-        out = Path(args.resume)
-        cfg = RunDir(out).config()
-        if args.steps is not None:
-            set_field(cfg, "steps", args.steps)
-            validate(cfg)
+        swallowed = any("=" in r and not Path(r).is_dir() for r in args.resume)  # key=value after it
+        if (args.algo or args.env or args.overrides or swallowed or args.seed is not None or args.seeds is not None
+                or args.out):
+            raise FactorizeError("resume: --resume takes the runs' own configs; only --steps may change")
+        outs = [Path(r) for r in args.resume]
+        cfgs = [RunDir(out).config() for out in outs]
+        for cfg in cfgs:
+            if args.steps is not None:
+                set_field(cfg, "steps", args.steps)
+                validate(cfg)
+        population = len(cfgs) > 1
     else:
         if not args.algo or not args.env:
             raise FactorizeError("train: --algo and --env are required (or --resume RUN_DIR)")
-        cfg = build_config(args.algo, args.env, parse_overrides(args.overrides), steps=args.steps, seed=args.seed)
-        default = Path("runs") / f"{cfg.algo.name}_{cfg.env.name.replace(':', '-')}_s{cfg.seed}"
-        out = Path(args.out) if args.out else default
-    summary = train(cfg, out, resume=args.resume is not None)
+        if args.seed is not None and args.seeds is not None:
+            raise FactorizeError("seeds: give --seed or --seeds, not both")
+        seeds: list[int | None] = [args.seed] if args.seeds is None else list(parse_seeds(args.seeds))
+        overrides = parse_overrides(args.overrides)
+        cfgs = [build_config(args.algo, args.env, overrides, steps=args.steps, seed=s) for s in seeds]
+
+        def default(cfg: RunConfig) -> Path:
+            return Path("runs") / f"{cfg.algo.name}_{cfg.env.name.replace(':', '-')}_s{cfg.seed}"
+
+        population = args.seeds is not None
+        if population:  # each member in <out>/s<seed>, or where its single run would go
+            outs = [Path(args.out) / f"s{cfg.seed}" if args.out else default(cfg) for cfg in cfgs]
+        else:
+            outs = [Path(args.out) if args.out else default(cfgs[0])]
+    resume = args.resume is not None
+    if population:
+        summaries = train_population(cfgs, outs, resume=resume)
+    else:
+        summaries = [train(cfgs[0], outs[0], resume=resume)]
     keys = ("status", "algo", "env", "seed", "steps", "test_return_mean", "test_win_rate")
-    print(json.dumps({"run": str(out), **{k: summary.get(k) for k in keys}}))
-    if summary["status"] == "diverged":
-        print(f"factorize: run diverged at step {summary['diverged_at_step']}; last good checkpoint kept",
-              file=sys.stderr)
-        return 1
-    return 0
+    code = 0
+    for out, summary in zip(outs, summaries):
+        print(json.dumps({"run": str(out), **{k: summary.get(k) for k in keys}}))
+        if summary["status"] == "diverged":
+            print(f"factorize: {out} diverged at step {summary['diverged_at_step']}; last good checkpoint kept",
+                  file=sys.stderr)
+            code = 1
+    return code
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -105,6 +127,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                       "skipped": [run for run, _, _ in skipped], "figures": len(report.figures)}))
     return 0
 
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from factorize.experiments.sweep import format_result, run_sweep
 
@@ -112,7 +135,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return _plan_sweep(args)
 
     result = run_sweep(args.spec, budget=args.budget, workers=args.workers, executor=args.executor,
-                       address=args.address, out=args.out)
+                       address=args.address, out=args.out, population=args.population == "on")
     print(format_result(result))
     for run_id in result.failed()[:10]:
         print(f"factorize: run failed: {run_id} (see its error.txt)", file=sys.stderr)
@@ -124,7 +147,7 @@ def _plan_sweep(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from factorize.experiments.executors import make_executor
-    from factorize.experiments.plan import plan_runs
+    from factorize.experiments.plan import group_runs, plan_runs
     from factorize.experiments.sweep import load_spec
     from factorize.experiments.worker import is_complete
 
@@ -132,10 +155,11 @@ def _plan_sweep(args: argparse.Namespace) -> int:
     make_executor(args.executor, args.workers, args.address)  # the same checks as a real sweep
     out = Path(args.out) if args.out is not None else Path("results") / spec.name
     tasks = plan_runs(spec, args.budget, out.absolute())
-    done = sum(is_complete(t) for t in tasks)
+    todo = [t for t in tasks if not is_complete(t)]
     per_env = Counter(t.env for t in tasks)
     print(json.dumps({"experiment": spec.name, "budget": args.budget, "out": str(out), "runs": len(tasks),
-                      "complete": done, "to_run": len(tasks) - done, "runs_per_env": dict(per_env),
+                      "complete": len(tasks) - len(todo), "to_run": len(todo),
+                      "processes": len(group_runs(todo, args.population == "on")), "runs_per_env": dict(per_env),
                       "env_steps": sum(t.steps for t in tasks)}))
     return 0
 
@@ -188,10 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--algo", help="method name (see `factorize list algos`)")
     t.add_argument("--env", help="env name (see `factorize list envs`)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
+    t.add_argument("--resume", metavar="RUN_DIR", nargs="+",
+                   help="continue a run (several: a population) from its newest checkpoint")
     t.add_argument("--steps", type=int, default=None, help="total env steps")
     t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--out", default=None, help="run directory (default runs/<algo>_<env>_s<seed>)")
+    t.add_argument("--seeds", default=None, metavar="0-4|0,3,7",
+                   help="train a population: these seeds of one configuration in one process")
+    t.add_argument("--out", default=None, help="run directory (default runs/<algo>_<env>_s<seed>); "
+                   "with --seeds, members go to <out>/s<seed>")
     t.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides by dotted path, e.g. learner.lr=1e-3 'env.kwargs={N: 4}' "
                    "(see `factorize list keys`)")
@@ -219,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--address", default=None, help="Ray cluster address (with --executor ray)")
     sw.add_argument("--out", default=None, help="sweep directory (default results/<name>)")
     sw.add_argument("--budget", choices=["quick", "full"], default="full")
+    sw.add_argument("--population", choices=["on", "off"], default="on",
+                    help="on: runs that differ only in seed train as one population per process (default)")
     sw.add_argument("--dry-run", action="store_true",
                     help="check the spec and every run's config, print what would run (JSON), run nothing")
     sw.set_defaults(func=_cmd_sweep)

@@ -172,7 +172,7 @@ class Learner(nn.Module):
         optimizer_step(self.optimizer)
         self.updates += 1
         self._update_targets()
-        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **stats}
+        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **{k: float(v) for k, v in stats.items()}}
 
     @torch.no_grad()
     def _update_targets(self) -> None:

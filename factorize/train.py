@@ -123,6 +123,8 @@ class Trainer:
         r = cfg.runner
         self.p = Progress(next_log=r.log_interval, next_eval=r.eval_interval,
                           next_checkpoint=r.checkpoint_interval or cfg.steps)
+        self.status = "running"
+        self.diverged_at: int | None = None
         self._t0 = time.perf_counter()
         self._c0 = time.process_time()
 
@@ -141,14 +143,14 @@ class Trainer:
 
     def save(self) -> None:
         self.p.wall_s = self.wall()
-        self.p.cpu_s = self.cpu()
         state = {
             "meta": describe(self.cfg, self.info),
             "learner": self.learner.state_dict(),
             "optimizer": self.learner.optimizer.state_dict(),
             "updates": self.learner.updates,
             "buffer": self.buffer.state_dict() if self._keep_buffer() else None,
-            "progress": asdict(self.p),
+            # the CPU time of the pass in progress counts too
+            "progress": {**asdict(self.p), "cpu_s": self.p.cpu_s + time.process_time() - self._c0},
             "rng": capture_rng(self._generators()),
         }
         self.rundir.save_checkpoint(state, self.p.steps, self.cfg.runner.keep_checkpoints)
@@ -168,15 +170,9 @@ class Trainer:
             damage = f"{type(exc).__name__}: {exc}"
             raise FactorizeError(f"checkpoint: {where} is incomplete or damaged ({damage})") from None
         self._t0 = time.perf_counter() - self.p.wall_s
-        self._c0 = time.process_time() - self.p.cpu_s
 
     def wall(self) -> float:
         return time.perf_counter() - self._t0
-
-    def cpu(self) -> float:
-        """CPU seconds of this process (all its threads) since the run started, across resumes:
-        unlike wall time, not inflated when other processes share the cores."""
-        return time.process_time() - self._c0
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -223,45 +219,84 @@ class Trainer:
         p.update_s += time.perf_counter() - t0
         return epsilon
 
-    def run(self) -> dict[str, Any]:
-        cfg, p, r = self.cfg, self.p, self.cfg.runner
-        bar = tqdm(total=cfg.steps, initial=min(p.steps, cfg.steps), disable=not self.show_bar, unit="step",
-                   dynamic_ncols=True, desc=f"{cfg.algo.name} {cfg.env.name} s{cfg.seed}")
-        status, diverged_at = "finished", None
+    @property
+    def running(self) -> bool:
+        """Steps are left and nothing has stopped the run."""
+        return self.status == "running" and self.p.steps < self.cfg.steps
+
+    def advance(self) -> dict[str, Any] | None:
+        """One pass of the loop: collect and learn, then log, test and checkpoint where due.
+
+        Returns the test row when a test ran. A diverged update ends the run (status
+        "diverged") with its metrics so far written. The process CPU time spent here counts
+        towards this run (`time.cpu_s`), so runs that share a process each count their own.
+        """
+        self._c0 = c0 = time.process_time()
         try:
-            while p.steps < cfg.steps:
-                before = p.steps
-                epsilon = self._collect_and_learn()
-                if p.steps >= p.next_checkpoint and p.steps < cfg.steps and self.runner.in_flight:
-                    # a checkpoint holds no episode in flight (env states cannot be saved), so the
-                    # run finishes them first, whether or not it is later killed: resume is exact
-                    epsilon = self._collect_and_learn(drain=True)
-                bar.update(p.steps - before)
-                done = p.steps >= cfg.steps
-                if p.steps >= p.next_log or done:
-                    self._train_row(epsilon)
-                    while p.next_log <= p.steps:
-                        p.next_log += r.log_interval
-                if p.steps >= p.next_eval or done:
-                    row = self._test_row()
-                    bar.set_postfix(test_return=f"{row['return_mean']:.3g}")
-                    while p.next_eval <= p.steps:
-                        p.next_eval += r.eval_interval
-                    self.rundir.write_metrics(p.rows)
-                if p.steps >= p.next_checkpoint or done:
-                    # advanced before saving: a resumed run must not take (and drain for) this one again
-                    while p.next_checkpoint <= p.steps:
-                        p.next_checkpoint += r.checkpoint_interval or cfg.steps
-                    self.rundir.write_metrics(p.rows)
-                    self.save()
+            return self._advance()
         except DivergedError as exc:
-            status, diverged_at = "diverged", p.steps
-            bar.write(f"diverged at step {p.steps}: {exc}")
+            self.status, self.diverged_at = "diverged", self.p.steps
+            tqdm.write(f"{self.name}: diverged at step {self.p.steps}: {exc}", file=sys.stderr)
+            self.rundir.write_metrics(self.p.rows)
+            return None
+        finally:
+            self.p.cpu_s += time.process_time() - c0
+
+    def _advance(self) -> dict[str, Any] | None:
+        cfg, p, r = self.cfg, self.p, self.cfg.runner
+        epsilon = self._collect_and_learn()
+        if p.steps >= p.next_checkpoint and p.steps < cfg.steps and self.runner.in_flight:
+            # a checkpoint holds no episode in flight (env states cannot be saved), so the
+            # run finishes them first, whether or not it is later killed: resume is exact
+            epsilon = self._collect_and_learn(drain=True)
+        done = p.steps >= cfg.steps
+        row = None
+        if p.steps >= p.next_log or done:
+            self._train_row(epsilon)
+            while p.next_log <= p.steps:
+                p.next_log += r.log_interval
+        if p.steps >= p.next_eval or done:
+            row = self._test_row()
+            while p.next_eval <= p.steps:
+                p.next_eval += r.eval_interval
             self.rundir.write_metrics(p.rows)
+        if p.steps >= p.next_checkpoint or done:
+            # advanced before saving: a resumed run must not take (and drain for) this one again
+            while p.next_checkpoint <= p.steps:
+                p.next_checkpoint += r.checkpoint_interval or cfg.steps
+            self.rundir.write_metrics(p.rows)
+            self.save()
+        return row
+
+    @property
+    def name(self) -> str:
+        return f"{self.cfg.algo.name} {self.cfg.env.name} s{self.cfg.seed}"
+
+    def close(self) -> None:
+        self.env.close()
+        self.test_runner.env.close()
+
+    def run(self) -> dict[str, Any]:
+        """Train to the end (or divergence) and return the summary (also in summary.json)."""
+        p = self.p
+        bar = tqdm(total=self.cfg.steps, initial=min(p.steps, self.cfg.steps), disable=not self.show_bar,
+                   unit="step", dynamic_ncols=True, desc=self.name)
+        try:
+            while self.running:
+                before = p.steps
+                row = self.advance()
+                bar.update(p.steps - before)
+                if row is not None:
+                    bar.set_postfix(test_return=f"{row['return_mean']:.3g}")
         finally:
             bar.close()
-            self.env.close()
-            self.test_runner.env.close()
+            self.close()
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        """Write and return the summary of a run that has stopped."""
+        cfg, p = self.cfg, self.p
+        status = "finished" if self.status == "running" else self.status
         tests = [row for row in p.rows if row["split"] == "test"]
         last = tests[-1] if tests else {"return_mean": None, "win_rate": None}
         total = self.wall()
@@ -277,24 +312,21 @@ class Trainer:
             "updates": self.learner.updates,
             "test_return_mean": last["return_mean"],
             "test_win_rate": last["win_rate"],
-            "diverged_at_step": diverged_at,
+            "diverged_at_step": self.diverged_at,
             "buffer_mb": round(self.buffer_mb, 3),
             "buffer_in_checkpoint": self._keep_buffer(),
             "time": {"rollout_s": p.rollout_s, "update_s": p.update_s, "test_s": p.test_s,
                      "other_s": max(0.0, total - p.rollout_s - p.update_s - p.test_s), "total_s": total,
-                     "cpu_s": self.cpu()},
+                     "cpu_s": p.cpu_s},
             "env_steps_per_s": p.steps / max(total, 1e-9),
         }
         self.rundir.write_summary(summary)
         return summary
 
 
-def train(cfg: RunConfig, out: str | Path, progress: bool | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train one run into directory `out` and return its summary (also in summary.json).
-
-    With `resume`, a run directory that has a checkpoint continues from the newest one; a
-    finished run returns its summary without training again.
-    """
+def open_run(cfg: RunConfig, out: str | Path, progress: bool, resume: bool = False) -> Trainer | dict[str, Any]:
+    """A run ready to train into directory `out`: its Trainer, restored from the newest
+    checkpoint when resuming, or the summary of a finished run (which needs no more training)."""
     rundir = RunDir(out)
     if resume:
         done = rundir.summary()
@@ -303,10 +335,20 @@ def train(cfg: RunConfig, out: str | Path, progress: bool | None = None, resume:
             return done
     state = rundir.load_checkpoint() if resume and rundir.checkpoints() else None
     rundir = RunDir.create(out, cfg)
-    trainer = Trainer(cfg, rundir, sys.stderr.isatty() if progress is None else progress)
+    trainer = Trainer(cfg, rundir, progress)
     if state is not None:
         trainer.restore(state)
-    return trainer.run()
+    return trainer
+
+
+def train(cfg: RunConfig, out: str | Path, progress: bool | None = None, resume: bool = False) -> dict[str, Any]:
+    """Train one run into directory `out` and return its summary (also in summary.json).
+
+    With `resume`, a run directory that has a checkpoint continues from the newest one; a
+    finished run returns its summary without training again.
+    """
+    opened = open_run(cfg, out, sys.stderr.isatty() if progress is None else progress, resume)
+    return opened if isinstance(opened, dict) else opened.run()
 
 
 def load_learner(path: str | Path) -> tuple[RunConfig, Learner, RunDir]:

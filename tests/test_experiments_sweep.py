@@ -155,7 +155,9 @@ def test_sigkilled_sweep_leaves_no_corrupt_file_and_resumes_to_the_same_results(
 ) -> None:
     spec, reference = tiny
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "factorize.cli", "sweep", str(spec), "--budget", "quick", "--workers", "2",
+    # one worker: the two seeds of a method train as one population and finish nearly together,
+    # so with two workers all four runs could finish before the kill lands
+    cmd = [sys.executable, "-m", "factorize.cli", "sweep", str(spec), "--budget", "quick", "--workers", "1",
            "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -250,7 +252,7 @@ def test_a_worker_resumes_an_interrupted_run_from_its_checkpoint_without_a_progr
     torch.save(state, first)
 
     events = _Recorder()
-    LocalExecutor(1).run([task], events)
+    LocalExecutor(1).run([[task]], events)
     assert [(o.run_id, o.status) for o in events.outcomes] == [(run_id, "finished")]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["time"]["total_s"] >= 1000.0, "the worker started afresh instead of resuming"
@@ -303,3 +305,22 @@ def test_a_run_line_shows_the_win_rate_only_where_the_env_has_wins(tmp_path: Pat
     assert line == "sweep x: [2/5] r finished  return 1.23  win 0.50  12.3 s  3 left"
     line = run_line("x", _task(tmp_path, "aaaa"), outcome, 5, 5)
     assert line == "sweep x: [5/5] r finished  return 1.23  12.3 s  0 left"
+
+
+def test_one_process_per_run_gives_the_populations_results(tiny: tuple[Path, Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The reference sweep trained each method's two seeds as one population; `--population off`
+    trains each run in its own process, to the same results, and the manifest still has every
+    run's CPU seconds."""
+    spec, reference = tiny
+    assert main(["sweep", str(spec), "--budget", "quick", "--dry-run", "--out", str(tmp_path / "plan")]) == 0
+    assert json.loads(capsys.readouterr().out)["processes"] == 2
+    result = run_sweep(str(spec), budget="quick", workers=2, out=tmp_path / "off", population=False)
+    assert result.counts() == {"finished": 4}
+    for run_id in RUN_IDS:
+        assert _results(tmp_path / "off", run_id) == _results(reference, run_id)
+    for out in (reference, tmp_path / "off"):
+        runs = json.loads((out / MANIFEST).read_text())["runs"]
+        assert all(r["cpu_s"] is not None and r["cpu_s"] > 0 for r in runs), runs
+    log = (reference / RUN_IDS[1] / "worker.log").read_text()
+    assert f"trained in a population with {RUN_IDS[0]}" in log

@@ -150,7 +150,7 @@ class Objective(nn.Module):
         self.cfg = cfg
         self.info = info
 
-    def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
 
     def joint_value(

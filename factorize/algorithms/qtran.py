@@ -41,7 +41,7 @@ def nopt_error(q_sum: Tensor, q_jt: Tensor, v: Tensor) -> Tensor:
 class QTranObjective(Objective):
     """L_td on Q_jt + lambda_opt L_opt + lambda_nopt L_nopt (or L_nopt-min for QTRAN-alt)."""
 
-    def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
         mixer = inputs.mixer
         assert isinstance(mixer, QTranMixer), "qtran needs mixer.name=qtran"
         algo = self.cfg.algo
@@ -65,8 +65,8 @@ class QTranObjective(Objective):
 
         loss = td + algo.lambda_opt * opt + algo.lambda_nopt * nopt
         return loss, {
-            "q_tot_mean": float(inputs.masked_mean(q_jt.detach())),
-            "td_loss": float(td.detach()), "opt_loss": float(opt.detach()), "nopt_loss": float(nopt.detach()),
+            "q_tot_mean": inputs.masked_mean(q_jt.detach()),
+            "td_loss": td.detach(), "opt_loss": opt.detach(), "nopt_loss": nopt.detach(),
         }
 
     @staticmethod

@@ -10,8 +10,8 @@ from factorize.algorithms.objective import Objective, UpdateInputs
 class TDObjective(Objective):
     """Mean squared TD error of Q_tot over real steps; per agent when there is no mixer (IQL)."""
 
-    def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
         q_tot = inputs.mix_online(inputs.mixer, inputs.chosen_qs, inputs.batch.actions)
         y = inputs.td_target(inputs.mix_target(inputs.target_mixer))
         loss = inputs.masked_mean((q_tot - y.detach()) ** 2)
-        return loss, {"q_tot_mean": float(inputs.masked_mean(q_tot.detach()))}
+        return loss, {"q_tot_mean": inputs.masked_mean(q_tot.detach())}

@@ -49,7 +49,7 @@ class WeightedQMixObjective(Objective):
         self.central_mixer = CentralFFMixer(cfg.mixer, info)
         initialise(self.central_mixer, cfg.mixer.init, cfg.mixer.init_scale)
 
-    def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
         assert isinstance(target, WeightedQMixObjective)
         b = inputs.batch
         alpha = self.cfg.algo.alpha
@@ -77,10 +77,10 @@ class WeightedQMixObjective(Objective):
         central = inputs.masked_mean((q_star - y) ** 2)
         loss = restricted + self.cfg.algo.central_loss * central
         return loss, {
-            "q_tot_mean": float(inputs.masked_mean(q_tot.detach())),
-            "q_star_mean": float(inputs.masked_mean(q_star.detach())),
-            "weight_mean": float(inputs.masked_mean(w)),
-            "central_loss": float(central.detach()),
+            "q_tot_mean": inputs.masked_mean(q_tot.detach()),
+            "q_star_mean": inputs.masked_mean(q_star.detach()),
+            "weight_mean": inputs.masked_mean(w),
+            "central_loss": central.detach(),
         }
 
 

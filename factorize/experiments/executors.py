@@ -1,13 +1,15 @@
 """Where runs execute: a local pool of worker processes, or tasks on a Ray cluster.
 
-Both give every run a fresh process (a subprocess; a Ray worker with `max_calls=1`) and report
-progress through the same two callbacks. Neither decides what a run's outcome is: that is read
+Both give every unit of work (one run, or the runs of one population) a fresh process (a
+subprocess; a Ray worker with `max_calls=1`) and report progress per run through the same two
+callbacks. Neither decides what a run's outcome is: that is read
 back from its directory (`worker.read_outcome`), so both executors agree by construction.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -15,11 +17,13 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict
 from pathlib import Path
 from typing import Protocol
 
 from factorize.errors import FactorizeError
 from factorize.experiments.plan import RunTask
+from factorize.experiments.rundir import RunDir
 from factorize.experiments.worker import INCOMPLETE, RunOutcome, execute, read_outcome, record_crash
 
 WORKER_LOG = "worker.log"
@@ -70,35 +74,43 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
-    def _run_one(self, task: RunTask, events: Events) -> None:
-        events.started(task)
-        run_dir = Path(task.run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+    def _run_group(self, group: list[RunTask], events: Events) -> None:
+        for task in group:
+            events.started(task)
+            Path(task.run_dir).mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "factorize.experiments.worker", "--parent", str(os.getpid()),
-               "--run-dir", task.run_dir]
-        with open(run_dir / WORKER_LOG, "ab") as log:
+               "--run-dir", group[0].run_dir]
+        # a population's output goes to its first run's log; the others' logs say where
+        log_dir = Path(group[0].run_dir)
+        for task in group[1:]:
+            with open(Path(task.run_dir) / WORKER_LOG, "a") as other:
+                other.write(f"trained in a population with {group[0].run_id}: see {log_dir / WORKER_LOG}\n")
+        with open(log_dir / WORKER_LOG, "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT)
             with self._lock:
                 self._children.add(proc)
             try:
-                cpu_s = _feed_and_wait(proc, task.to_json().encode())
+                cpu_s = _feed_and_wait(proc, json.dumps([asdict(t) for t in group]).encode())
             finally:
                 with self._lock:
                     self._children.discard(proc)
         if self._stopping.is_set():
             return
-        outcome = read_outcome(task, time.perf_counter() - t0)
-        if outcome.status == INCOMPLETE:
-            outcome = record_crash(task, f"worker process {_exit_text(proc.returncode)} before finishing; "
-                                         f"see {WORKER_LOG}")
-        outcome.cpu_s = cpu_s
-        events.finished(outcome)
+        wall = time.perf_counter() - t0
+        outcomes = [read_outcome(task, wall) for task in group]
+        shares = split_cpu(cpu_s, [Path(t.run_dir) for t in group])
+        for task, outcome, share in zip(group, outcomes, shares):
+            if outcome.status == INCOMPLETE:
+                outcome = record_crash(task, f"worker process {_exit_text(proc.returncode)} before finishing; "
+                                             f"see {log_dir / WORKER_LOG}")
+            outcome.cpu_s = share
+            events.finished(outcome)
 
-    def run(self, tasks: list[RunTask], events: Events) -> None:
+    def run(self, groups: list[list[RunTask]], events: Events) -> None:
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="sweep")
         try:
-            futures = [pool.submit(self._run_one, task, events) for task in tasks]
+            futures = [pool.submit(self._run_group, group, events) for group in groups]
             for future in as_completed(futures):
                 future.result()
         except BaseException:
@@ -112,8 +124,25 @@ class LocalExecutor:
             pool.shutdown(wait=True)
 
 
+def split_cpu(total: float | None, run_dirs: list[Path]) -> list[float | None]:
+    """A process's CPU seconds shared among the runs it trained, in proportion to each run's own
+    (`summary.json` time.cpu_s, which excludes the process's start); evenly where one is missing.
+    The shares add up to the total, so a sweep's summed CPU time stays the processes' own."""
+    if total is None:
+        return [None] * len(run_dirs)
+    own: list[float | None] = []
+    for run_dir in run_dirs:
+        summary = RunDir(run_dir).summary() or {}
+        value = summary.get("time", {}).get("cpu_s") if isinstance(summary.get("time"), dict) else None
+        own.append(float(value) if isinstance(value, (int, float)) and value > 0 else None)
+    if any(v is None for v in own):
+        return [total / len(run_dirs)] * len(run_dirs)
+    known = [float(v) for v in own if v is not None]
+    return [total * v / sum(known) for v in known]
+
+
 class RayExecutor:
-    """Each run a Ray task requesting `task.torch_threads` CPUs, on a fresh worker process.
+    """Each unit (a run or a population) a Ray task requesting `task.torch_threads` CPUs, on a fresh worker process.
 
     With `address` it joins an existing cluster (every node must see the output directory,
     e.g. a shared filesystem, and have factorize installed); without, it starts a local Ray
@@ -124,7 +153,7 @@ class RayExecutor:
         self.workers = workers
         self.address = address
 
-    def run(self, tasks: list[RunTask], events: Events) -> None:
+    def run(self, groups: list[list[RunTask]], events: Events) -> None:
         try:
             import ray
         except ImportError:
@@ -138,17 +167,20 @@ class RayExecutor:
         try:
             remote = ray.remote(max_calls=1)(execute)
             pending = {}
-            for task in tasks:
-                pending[remote.options(num_cpus=max(1, task.torch_threads)).remote(task)] = task
-                events.started(task)
+            for group in groups:
+                pending[remote.options(num_cpus=max(1, group[0].torch_threads)).remote(group)] = group
+                for task in group:
+                    events.started(task)
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
-                task = pending.pop(done[0])
+                group = pending.pop(done[0])
                 try:
-                    outcome = ray.get(done[0])
+                    outcomes = ray.get(done[0])
                 except ray.exceptions.RayError as exc:
-                    outcome = record_crash(task, f"ray task failed: {str(exc).strip().splitlines()[0]}")
-                events.finished(outcome)
+                    why = f"ray task failed: {str(exc).strip().splitlines()[0]}"
+                    outcomes = [record_crash(task, why) for task in group]
+                for outcome in outcomes:
+                    events.finished(outcome)
         finally:
             if started_here:
                 ray.shutdown()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +62,6 @@ class RunTask:
         cfg = build_config(self.method, self.env, self.overrides, steps=self.steps, seed=self.seed)
         cfg.torch_threads = self.torch_threads
         return cfg
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> RunTask:
-        return cls(**json.loads(text))
 
 
 def _grid_tasks(spec: ExperimentSpec, grid: Grid, budget: str, out: Path) -> list[RunTask]:
@@ -128,3 +121,21 @@ def plan_runs(spec: ExperimentSpec, budget: str, out: str | Path) -> list[RunTas
                                 "an earlier grid with a different config; rename a variant")
             tasks.setdefault(task.run_id, task)
     return list(tasks.values())
+
+
+def population_key(task: RunTask) -> str:
+    """What a run computes apart from its seed: runs with equal keys can share a population."""
+    data = {"method": task.method, "env": task.env, "steps": task.steps, "overrides": task.overrides,
+            "torch_threads": task.torch_threads}
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def group_runs(tasks: list[RunTask], population: bool = True) -> list[list[RunTask]]:
+    """The units a sweep executes: runs that differ only in seed together (one population per
+    process), in plan order of each group's first run; each run alone when `population` is off."""
+    if not population:
+        return [[task] for task in tasks]
+    groups: dict[str, list[RunTask]] = {}
+    for task in tasks:
+        groups.setdefault(population_key(task), []).append(task)
+    return list(groups.values())

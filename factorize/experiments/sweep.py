@@ -27,7 +27,7 @@ from factorize.envs import env_has_wins
 from factorize.errors import FactorizeError
 from factorize.experiments import runstate
 from factorize.experiments.executors import make_executor
-from factorize.experiments.plan import RunTask, plan_runs
+from factorize.experiments.plan import RunTask, group_runs, plan_runs
 from factorize.experiments.rundir import atomic_write
 from factorize.experiments.spec import BUDGETS, ExperimentSpec, load_spec_file
 from factorize.experiments.specs_index import resolve_spec
@@ -183,8 +183,12 @@ class _Tracker:
 
 def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str = "local",
               address: str | None = None, out: str | Path | None = None,
-              progress: bool | None = None) -> SweepResult:
+              progress: bool | None = None, population: bool = True) -> SweepResult:
     """Run every incomplete run of spec `ref`; returns the final status of each run.
+
+    With `population` (the default), incomplete runs that differ only in seed train together as
+    one population per worker process; off, each run has a process of its own. Either way each
+    run keeps its own directory, outcome and resume point.
 
     `progress` picks how the sweep shows progress on stderr: True a tqdm bar, False one line per
     run that ends (`run_line`), None (the default) the bar when stderr is a terminal, else lines.
@@ -224,7 +228,7 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
         tracker.write_manifest()
         try:
             if todo:
-                runner.run(todo, tracker)
+                runner.run(group_runs(todo, population), tracker)
         finally:
             tracker.close()
             tracker.mark_interrupted()

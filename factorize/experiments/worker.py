@@ -1,4 +1,7 @@
-"""One run of a sweep, in its own process: a subprocess (local executor) or a Ray task.
+"""The runs of a sweep, in their own process: a subprocess (local executor) or a Ray task.
+
+A process trains one run, or several that differ only in seed as one population
+(`factorize.population`); each run keeps its own directory, outcome and resume point.
 
 The worker owns every file of its run directory except the sweep-level manifest: it records the
 sweep metadata (`sweep.yaml`, also embedded in `config.yaml`), trains, and on an error writes
@@ -6,13 +9,14 @@ the traceback to `error.txt` instead of raising, so one failed run never stops t
 Whether a run is complete is read back from its directory (`read_outcome`), the single source
 of truth for skipping, resuming and reporting.
 
-Run as `python -m factorize.experiments.worker --parent PID --run-dir DIR` with the task as JSON
-on stdin.
+Run as `python -m factorize.experiments.worker --parent PID --run-dir DIR` with the tasks as a
+JSON list on stdin.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import threading
@@ -91,11 +95,16 @@ def record_crash(task: RunTask, message: str) -> RunOutcome:
     return RunOutcome(task.run_id, FAILED, message.splitlines()[0])
 
 
-def _train(cfg: Any, out: Path, resume: bool) -> dict[str, Any]:
-    """Train quietly (the sweep shows its own progress), from the newest checkpoint if `resume`."""
+def _train(cfgs: list[Any], outs: list[Path]) -> None:
+    """Train quietly (the sweep shows its own progress), each run from its newest checkpoint if
+    it has one (`_prepare` has emptied directories whose checkpoints belong to another config)."""
+    from factorize.population import train_population
     from factorize.train import train
 
-    return train(cfg, out, progress=False, resume=resume)
+    if len(cfgs) == 1:
+        train(cfgs[0], outs[0], progress=False, resume=True)
+    else:
+        train_population(cfgs, outs, progress=False, resume=True)
 
 
 def _prepare(task: RunTask) -> bool:
@@ -119,22 +128,33 @@ def _prepare(task: RunTask) -> bool:
     return same and bool(RunDir(run_dir).checkpoints())
 
 
-def execute(task: RunTask) -> RunOutcome:
-    """Train one run into its directory; never raises for a failure of the run itself."""
+def _build(task: RunTask) -> Any:
+    cfg = task.build()
+    got = config_hash(cfg)
+    if got != task.config_hash:
+        raise FactorizeError(
+            f"config hash {got} differs from the planned {task.config_hash}: does this worker run "
+            "the same factorize version as the sweep?"
+        )
+    return cfg
+
+
+def execute(tasks: RunTask | list[RunTask]) -> list[RunOutcome]:
+    """Train runs (several: one population) into their directories; never raises for a failure of
+    the runs themselves: an error is recorded in every run it left incomplete."""
+    group = [tasks] if isinstance(tasks, RunTask) else tasks
     t0 = time.perf_counter()
     try:
-        resume = _prepare(task)
-        cfg = task.build()
-        got = config_hash(cfg)
-        if got != task.config_hash:
-            raise FactorizeError(
-                f"config hash {got} differs from the planned {task.config_hash}: does this worker run "
-                "the same factorize version as the sweep?"
-            )
-        _train(cfg, Path(task.run_dir), resume)
+        for task in group:
+            _prepare(task)
+        _train([_build(task) for task in group], [Path(task.run_dir) for task in group])
     except Exception:
-        runstate.write_error(Path(task.run_dir), traceback.format_exc())
-    return read_outcome(task, time.perf_counter() - t0)
+        text = traceback.format_exc()
+        for task in group:
+            if not is_complete(task):
+                runstate.write_error(Path(task.run_dir), text)
+    wall = time.perf_counter() - t0
+    return [read_outcome(task, wall) for task in group]
 
 
 def _exit_when_orphaned(parent: int, poll_s: float = 0.2) -> None:
@@ -156,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.parent is not None:
         _exit_when_orphaned(args.parent)
-    task = RunTask.from_json(sys.stdin.read())
-    outcome = execute(task)
-    return 0 if outcome.status != INCOMPLETE else 1
+    tasks = [RunTask(**t) for t in json.loads(sys.stdin.read())]
+    outcomes = execute(tasks)
+    return 0 if all(o.status != INCOMPLETE for o in outcomes) else 1
 
 
 if __name__ == "__main__":
