@@ -54,6 +54,9 @@ class AgentConfig:
     """Append the agent's previous action (one-hot) to its input."""
     shared: bool = True
     """One network for all agents (parameter sharing) or one per agent."""
+    n_quantiles: int = 1
+    """Quantiles of each action's return the network outputs (DMIX); acting and the shared
+    targets use their mean. 1: a plain action value."""
 
 
 @dataclass
@@ -61,7 +64,7 @@ class MixerConfig:
     """Mixer options; each mixer reads the fields it needs. `name` is set by the method."""
 
     name: str | None = None
-    """The mixer (set by --algo): none, vdn, qmix, qtran, qmix_central, qplex."""
+    """The mixer (set by --algo): none, vdn, qmix, qtran, qmix_central, qplex, qatten."""
     embed_dim: int = 32
     """QMIX: width of the mixing network's hidden layer."""
     hypernet_layers: Literal[1, 2] = 2
@@ -82,6 +85,10 @@ class MixerConfig:
     """QPLEX: layers of each attention head's networks."""
     adv_hypernet_embed: int = 64
     """QPLEX: hidden width of the attention heads' networks."""
+    heads: int = 4
+    """Qatten: attention heads."""
+    attention_embed: int = 32
+    """Qatten: width of each head's queries and keys (and of the state value c(s))."""
     init: Literal["default", "orthogonal", "xavier"] = "default"
     """Initialisation of every linear layer of the mixer (and of an objective's networks):
     torch's default, orthogonal (JaxMARL) or Xavier-uniform weights with zero biases."""
@@ -394,6 +401,9 @@ def validate(cfg: RunConfig) -> None:
         "mixer.qtran_embed": cfg.mixer.qtran_embed,
         "mixer.num_kernel": cfg.mixer.num_kernel,
         "mixer.adv_hypernet_embed": cfg.mixer.adv_hypernet_embed,
+        "mixer.heads": cfg.mixer.heads,
+        "mixer.attention_embed": cfg.mixer.attention_embed,
+        "agent.n_quantiles": cfg.agent.n_quantiles,
     }
     for name, value in positive.items():
         if value <= 0:
@@ -407,6 +417,9 @@ def validate(cfg: RunConfig) -> None:
         "mixer.qtran_embed": (cfg.mixer.qtran_embed, 16_384),
         "mixer.adv_hypernet_embed": (cfg.mixer.adv_hypernet_embed, 16_384),
         "mixer.num_kernel": (cfg.mixer.num_kernel, 256),
+        "mixer.heads": (cfg.mixer.heads, 256),
+        "agent.n_quantiles": (cfg.agent.n_quantiles, 1_024),
+        "mixer.attention_embed": (cfg.mixer.attention_embed, 16_384),
         "runner.n_envs": (cfg.runner.n_envs, 4_096),
         "runner.test_episodes": (cfg.runner.test_episodes, 1_000_000),
         "learner.batch_size": (cfg.learner.batch_size, 1_000_000),

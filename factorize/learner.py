@@ -96,7 +96,9 @@ class Learner(nn.Module):
 
     @property
     def needs_features(self) -> bool:
-        return self.mixer is not None and "agent_features" in self.mixer.needs
+        """The agents' last hidden layer is needed: a mixer reads it, or quantiles come from it."""
+        mixer_reads = self.mixer is not None and "agent_features" in self.mixer.needs
+        return mixer_reads or self.cfg.agent.n_quantiles > 1
 
     # -- the update -------------------------------------------------------------------------
 
@@ -132,6 +134,15 @@ class Learner(nn.Module):
             target_qs = agent_qs.detach()
             target_features = None if features is None else features.detach()
             target_mixer = self.mixer
+        quantiles = target_quantiles = None
+        if self.cfg.agent.n_quantiles > 1:  # distributional agents: values above are the means
+            assert features is not None and target_features is not None
+            quantiles = self.agent.quantiles(features)
+            if self.use_targets:
+                with torch.no_grad():
+                    target_quantiles = self.target_agent.quantiles(target_features)
+            else:
+                target_quantiles = quantiles.detach()
         chosen = agent_qs[:, :-1].gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
         next_avail = batch.avail[:, 1:]
         chooser = agent_qs.detach() if lc.double_q else target_qs
@@ -146,6 +157,8 @@ class Learner(nn.Module):
             target_next_qs=target_next,
             agent_features=features,
             target_agent_features=target_features,
+            agent_quantiles=quantiles,
+            target_agent_quantiles=target_quantiles,
             mixer=self.mixer,
             target_mixer=target_mixer,
             gamma=lc.gamma,

@@ -114,7 +114,20 @@ class _Body(nn.Module):
             self.rnn = nn.GRU(H, H, batch_first=True)
         else:
             self.fc2 = nn.Linear(H, H)
-        self.out = nn.Linear(H, info.n_actions)
+        self.n_actions, self.n_quantiles = info.n_actions, cfg.n_quantiles
+        self.out = nn.Linear(H, info.n_actions * cfg.n_quantiles)
+
+    def values(self, h: Tensor) -> Tensor:
+        """Hidden layer [...,H] -> action values [...,A]: the mean of the quantiles where the
+        network outputs several (DMIX), so acting and every shared target use the mean."""
+        out = self.out(h)
+        if self.n_quantiles == 1:
+            return out
+        return out.view(*out.shape[:-1], self.n_actions, self.n_quantiles).mean(-1)
+
+    def quantiles(self, h: Tensor) -> Tensor:
+        """Hidden layer [...,H] -> quantiles [...,A,K] of each action's return."""
+        return self.out(h).view(*h.shape[:-1], self.n_actions, self.n_quantiles)
 
     def sequence(self, obs: Tensor, last: Tensor | None, agents: Tensor | slice) -> tuple[Tensor, Tensor]:
         """obs [B,T,N,O] -> q [B,T,N,A], features [B,T,N,H]."""
@@ -126,7 +139,7 @@ class _Body(nn.Module):
         # not keep, so its ReLU can run in place; fc2's is a view of a matmul result, where an
         # in-place ReLU would cost an extra copy in backward
         h = F.relu(self.fc2(F.relu(self.fc1(obs, last, agents), inplace=True)))
-        return self.out(h), h
+        return self.values(h), h
 
     def gru_sequence(self, obs: Tensor, last: Tensor | None, agents: Tensor | slice) -> tuple[Tensor, Tensor]:
         """obs [B,T,N,O] -> q [B,T,N,A], features [B,T,N,H]; hidden starts at zero."""
@@ -134,7 +147,7 @@ class _Body(nn.Module):
         B, T, N, H = x.shape
         h, _ = self.rnn(x.transpose(1, 2).reshape(B * N, T, H))
         h = h.reshape(B, N, T, H).transpose(1, 2)
-        return self.out(h), h
+        return self.values(h), h
 
     def packed_sequence(self, obs: Tensor, last: Tensor | None, packed: PackedSteps) -> tuple[Tensor, Tensor]:
         """As `sequence` on real steps only: q [B,T,N,A], features [B,T,N,H], zeros at padding.
@@ -157,7 +170,7 @@ class _Body(nn.Module):
             h = torch.gru_cell(xt, h[:k], w_ih, w_hh, b_ih, b_hh)
             outs.append(h)
         hs = torch.cat(outs)
-        return packed.scatter(self.out(hs)), packed.scatter(hs)
+        return packed.scatter(self.values(hs)), packed.scatter(hs)
 
     def gru_step(
         self, obs: Tensor, last: Tensor | None, agents: Tensor | slice, hidden: Tensor | None
@@ -168,7 +181,7 @@ class _Body(nn.Module):
         h0 = None if hidden is None else hidden.reshape(1, E * N, H).contiguous()
         h, _ = self.rnn(x.reshape(E * N, 1, H), h0)
         h = h.reshape(E, N, H)
-        return self.out(h), h
+        return self.values(h), h
 
 
 class AgentNetwork(nn.Module):
@@ -208,6 +221,12 @@ class AgentNetwork(nn.Module):
         outs = [body.sequence(obs[:, :, i : i + 1], None if last is None else last[:, :, i : i + 1], slice(i, i + 1))
                 for i, body in enumerate(self._bodies)]
         return torch.cat([o[0] for o in outs], dim=2), torch.cat([o[1] for o in outs], dim=2)
+
+    def quantiles(self, features: Tensor) -> Tensor:
+        """Features [B,T,N,H] (from `forward_with_features`) -> quantiles [B,T,N,A,K] (DMIX)."""
+        if self.cfg.shared:
+            return self._bodies[0].quantiles(features)
+        return torch.stack([body.quantiles(features[:, :, i]) for i, body in enumerate(self._bodies)], dim=2)
 
     def step(self, obs: Tensor, last_actions: Tensor, hidden: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """One step for E envs: obs [E,N,O], last_actions [E,N] -> Q [E,N,A], hidden [E,N,H]."""

@@ -171,7 +171,15 @@ def check_registered(cfg: RunConfig) -> None:
     from factorize.algorithms import get_algorithm
     from factorize.mixers import MIXERS
 
-    get_algorithm(cfg.algo.name)
+    spec = get_algorithm(cfg.algo.name)
+    if spec.distributional and cfg.agent.n_quantiles < 2:
+        raise ConfigError(f"agent.n_quantiles: {spec.name} learns return distributions; must be >= 2, "
+                          f"got {cfg.agent.n_quantiles}")
+    if spec.distributional and cfg.mixer.name in (None, "none"):
+        raise ConfigError(f"mixer.name: {spec.name} mixes the agents' means; allowed: vdn, qmix, qatten")
+    if not spec.distributional and cfg.agent.n_quantiles != 1:
+        raise ConfigError(f"agent.n_quantiles: {spec.name} learns action values, so 1; only dmix learns "
+                          f"quantiles, got {cfg.agent.n_quantiles}")
     if cfg.mixer.name is not None and cfg.mixer.name not in MIXERS:
         raise ConfigError(f"mixer.name: {cfg.mixer.name!r} is not one of none, {', '.join(MIXERS)}")
     if cfg.preset is not None and cfg.preset not in PRESETS:

@@ -36,3 +36,14 @@ def test_qmix_trains_end_to_end(tmp_path, name, extra, package, steps):
     assert all(r["return_mean"] not in ("", "nan") for r in rows)
     provenance = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["provenance"]
     assert package in provenance["env_packages"], "the run records the env package's version"
+
+
+@pytest.mark.parametrize("algo", ["qatten", "dmix"])
+@pytest.mark.parametrize(("name", "extra", "package", "steps"),
+                         [*CASES, ("smax:3m", {}, "jaxmarl", 100), ("matrix:climbing", {}, "torch", 40),
+                          ("two_step", {}, "torch", 40)], ids=lambda c: str(c))
+def test_the_newer_methods_train_on_every_family(tmp_path, algo, name, extra, package, steps):
+    pytest.importorskip(package)
+    cfg = build_config(algo, name, {**TINY, **extra}, steps=steps, seed=0)
+    summary = train(cfg, tmp_path / "run", progress=False)
+    assert summary["status"] == "finished" and summary["updates"] > 0

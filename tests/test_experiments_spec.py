@@ -138,7 +138,8 @@ def test_grids_inherit_and_conflicting_duplicates_are_refused(tmp_path: Path) ->
         plan_runs(parse_spec(data, "g.yaml"), "quick", tmp_path)
 
 
-EXPECTED_ALGOS = {"iql", "vdn", "qmix", "qtran", "ow_qmix", "cw_qmix", "qplex"}
+EXPECTED_ALGOS = {"iql", "vdn", "qmix", "qtran", "ow_qmix", "cw_qmix", "qplex", "qatten", "dmix"}
+QUICKSTART_ALGOS = EXPECTED_ALGOS - {"qatten", "dmix"}
 ABLATION = {"full", "no_mixing", "monotonic_none", "no_hypernet", "no_target", "no_clip"}
 REAL_TASKS = {"mpe:simple_spread_v3", "lbf:Foraging-8x8-2p-2f-v3", "smax:3m", "smax:2s3z"}
 
@@ -167,7 +168,7 @@ def test_shipped_specs_parse_and_cover_the_study() -> None:
     for a, b in zip(ab, bl):
         assert a.envs == b.envs and a.base == b.base and a.budgets == b.budgets
     qs = specs["quickstart"].grids
-    assert set().union(*(g.algos for g in qs)) == EXPECTED_ALGOS
+    assert set().union(*(g.algos for g in qs)) == QUICKSTART_ALGOS
     assert {v.name for g in qs for v in g.variants} >= ABLATION
     for grid in (*specs["quickstart"].grids, *mgs, *ab, *bl):
         assert grid.budgets["quick"].steps < grid.budgets["full"].steps

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from factorize.algorithms.dmix import DMixObjective
 from factorize.algorithms.objective import Objective, UpdateInputs
 from factorize.algorithms.qtran import QTranObjective
 from factorize.algorithms.td import TDObjective
@@ -22,6 +23,8 @@ class AlgorithmSpec:
     description: str
     objective: type[Objective]
     defaults: dict[str, Any] = field(default_factory=dict)
+    distributional: bool = False
+    """Agents output quantiles of each action's return (`agent.n_quantiles` >= 2)."""
 
 
 ALGORITHMS: dict[str, AlgorithmSpec] = {}
@@ -59,6 +62,14 @@ register_algorithm(
 register_algorithm(
     AlgorithmSpec("qplex", "QPLEX: duplex dueling mixer with attention weights on the advantages",
                   TDObjective, {"mixer.name": "qplex"})
+)
+register_algorithm(
+    AlgorithmSpec("qatten", "Qatten: multi-head attention over the agents' values, weights from state and features",
+                  TDObjective, {"mixer.name": "qatten"})
+)
+register_algorithm(
+    AlgorithmSpec("dmix", "DMIX (DFAC): QMIX on the quantiles' means plus their summed centred shapes; quantile loss",
+                  DMixObjective, {"mixer.name": "qmix", "agent.n_quantiles": 8}, distributional=True)
 )
 
 

@@ -62,6 +62,10 @@ class UpdateInputs:
     target_mixer: Mixer | None
     gamma: float
     reward_scale: float
+    agent_quantiles: Tensor | None = None
+    """[B,T+1,N,A,K] the online agents' return quantiles, for distributional methods (else None)."""
+    target_agent_quantiles: Tensor | None = None
+    """[B,T+1,N,A,K] the target agents' quantiles (no grad)."""
     real: tuple[Tensor, Tensor] | None = None
     """(episode, step) indices [M] of the real steps when the batch has padding (`real_steps`)."""
     packed: PackedSteps | None = None

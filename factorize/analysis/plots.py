@@ -29,12 +29,13 @@ from factorize.analysis.aggregate import METHOD_ORDER, REFERENCE_METHOD, order_m
 from factorize.analysis.tables import seeds_text
 
 _CB = sns.color_palette("colorblind", 10).as_hex()
-METHOD_COLORS = dict(zip(METHOD_ORDER, [_CB[7], _CB[0], _CB[1], _CB[2], _CB[3], _CB[4], _CB[5]]))
-"""iql grey, vdn blue, qmix orange, qtran green, ow_qmix vermillion, cw_qmix pink, qplex brown."""
-METHOD_MARKERS = dict(zip(METHOD_ORDER, ["o", "s", "^", "D", "v", "P", "X"]))
-SPARE_COLORS = [_CB[9], "#000000", "#6a3d9a", _CB[6], "#01665e", _CB[8], "#7f7f00", "#b2182b"]
-"""For variants, most distinct first: sky blue, black, purple, light pink, teal, yellow, olive, dark red."""
-SPARE_MARKERS = ["*", "h", "p", "<", ">", "d", "H", "8"]
+METHOD_COLORS = dict(zip(METHOD_ORDER, [_CB[7], _CB[0], _CB[1], _CB[2], _CB[3], _CB[4], _CB[5], _CB[8]]))
+"""iql grey, vdn blue, qmix orange, qtran green, ow_qmix vermillion, cw_qmix pink, qplex brown,
+qatten yellow."""
+METHOD_MARKERS = dict(zip(METHOD_ORDER, ["o", "s", "^", "D", "v", "P", "X", "d"]))
+SPARE_COLORS = [_CB[9], "#000000", "#6a3d9a", _CB[6], "#01665e", "#7f7f00", "#b2182b", "#2b8cbe"]
+"""For variants, most distinct first: sky blue, black, purple, light pink, teal, olive, dark red, steel blue."""
+SPARE_MARKERS = ["*", "h", "p", "<", ">", "H", "8"]
 DPI = 150
 FORMATS = ("png", "pdf")
 """PNG for report.md, PDF (TrueType fonts, editable text) for a paper."""

@@ -9,6 +9,7 @@ from factorize.envs.base import EnvInfo
 from factorize.errors import ConfigError
 from factorize.mixers.base import MixContext, Mixer
 from factorize.mixers.init import initialise
+from factorize.mixers.qatten import QattenMixer
 from factorize.mixers.qmix import QMixer
 from factorize.mixers.qmix_central import CentralFFMixer
 from factorize.mixers.qplex import QPlexMixer
@@ -23,6 +24,7 @@ __all__ = [
     "QMixer",
     "QPlexMixer",
     "QTranMixer",
+    "QattenMixer",
     "VDNMixer",
     "build_mixer",
     "register_mixer",
@@ -34,6 +36,7 @@ MIXERS: dict[str, Callable[..., Mixer]] = {
     "qtran": QTranMixer,
     "qmix_central": CentralFFMixer,
     "qplex": QPlexMixer,
+    "qatten": QattenMixer,
 }
 
 
