@@ -175,3 +175,14 @@ def test_sweeps_group_runs_that_differ_only_in_seed(tmp_path: Path) -> None:
         assert sorted(t.seed for t in group) == [0, 1, 2]
         assert len({(t.method, t.variant) for t in group}) == 1
     assert group_runs(tasks, population=False) == [[t] for t in tasks]
+
+
+@pytest.mark.parametrize("algo", ["iql", "vdn", "qtran", "ow_qmix", "cw_qmix", "qplex", "qatten", "dmix"])
+def test_every_method_runs_in_a_population(algo: str, tmp_path: Path) -> None:
+    """Each method's two-seed population gives the seed-1 single run's metrics."""
+    cfgs = [build_config(algo, "two_step", {"runner.eval_interval": 40, "learner.batch_size": 8}, steps=80, seed=s)
+            for s in (0, 1)]
+    summaries = train_population(cfgs, [tmp_path / "p0", tmp_path / "p1"], progress=False)
+    assert [s["status"] for s in summaries] == ["finished", "finished"] and summaries[1]["updates"] > 0
+    train(cfgs[1], tmp_path / "alone", progress=False)
+    assert _metrics(tmp_path / "p1") == _metrics(tmp_path / "alone")
