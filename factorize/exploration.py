@@ -34,6 +34,21 @@ def select_actions(
     return torch.where(explore, random, greedy)
 
 
+def sample_policy(
+    logits: torch.Tensor, avail: torch.Tensor, epsilon: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Actions drawn from (1 - epsilon) softmax(logits over available actions) + epsilon uniform
+    over them (COMA's annealed floor); logits, avail [E,N,A] -> [E,N]. Greedy at epsilon 0 (tests)."""
+    if epsilon <= 0.0:
+        return greedy_actions(logits, avail)
+    none = ~avail.any(-1, keepdim=True)
+    allowed = avail | (none & (torch.arange(avail.shape[-1]) == 0))  # no action available: action 0
+    pi = logits.masked_fill(~allowed, float("-inf")).softmax(-1)
+    probs = (1.0 - epsilon) * pi + epsilon * allowed / allowed.sum(-1, keepdim=True)
+    flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
+    return flat.view(probs.shape[:-1])
+
+
 class EpsilonSchedule:
     def __init__(self, cfg: ExploreConfig) -> None:
         self.cfg = cfg

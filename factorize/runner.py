@@ -6,6 +6,7 @@ actions, drawn from the run's own torch generator so the same seed gives the sam
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,9 @@ from factorize.networks import AgentNetwork
 
 if TYPE_CHECKING:
     from factorize.config import RunConfig
+
+ActionChooser = Callable[[torch.Tensor, torch.Tensor, float, torch.Generator], torch.Tensor]
+"""(outputs [E,N,A], avail [E,N,A], epsilon, generator) -> actions [E,N]."""
 
 
 @dataclass
@@ -54,10 +58,14 @@ class Runner:
     in_flight = False
     """Nothing carries over between lockstep rollouts (the `StreamingRunner` interface)."""
 
-    def __init__(self, env: BatchedEnv, agent: AgentNetwork, generator: torch.Generator) -> None:
+    def __init__(self, env: BatchedEnv, agent: AgentNetwork, generator: torch.Generator,
+                 choose: ActionChooser = select_actions) -> None:
+        """`choose` turns the agents' outputs into actions: epsilon-greedy on values by default,
+        `sample_policy` for a policy-gradient method's logits."""
         self.env = env
         self.agent = agent
         self.generator = generator
+        self.choose = choose
 
     def collect(self, epsilon: float, drain: bool = False) -> tuple[EpisodeBatch, RolloutStats]:
         """E whole episodes (training's interface; with nothing in flight, `drain` is never needed)."""
@@ -81,7 +89,7 @@ class Runner:
         hidden = None
         for t in range(T):
             qs, hidden = act(self.agent, batch.obs[:, t], last_actions, hidden)
-            actions = select_actions(qs, batch.avail[:, t], epsilon, self.generator)
+            actions = self.choose(qs, batch.avail[:, t], epsilon, self.generator)
             obs, state, avail, reward, terminated, truncated, step_won = self.env.step(actions.numpy(), active)
             act_t = torch.from_numpy(active)
             batch.actions[:, t] = torch.where(act_t.unsqueeze(-1), actions, 0).to(batch.actions.dtype)
@@ -116,10 +124,14 @@ class StreamingRunner:
     flight, so a resumed run continues exactly.
     """
 
-    def __init__(self, env: BatchedEnv, agent: AgentNetwork, generator: torch.Generator) -> None:
+    def __init__(self, env: BatchedEnv, agent: AgentNetwork, generator: torch.Generator,
+                 choose: ActionChooser = select_actions) -> None:
+        """`choose` turns the agents' outputs into actions: epsilon-greedy on values by default,
+        `sample_policy` for a policy-gradient method's logits."""
         self.env = env
         self.agent = agent
         self.generator = generator
+        self.choose = choose
         info = env.info
         E = env.n_envs
         self.work = EpisodeBatch.empty(info, E)
@@ -167,7 +179,7 @@ class StreamingRunner:
         """One step of every live env; returns the envs whose episode ended [E] (bool)."""
         live = self.live
         qs, self.hidden = act(self.agent, self.obs, self.last_actions, self.hidden)
-        actions = select_actions(qs, self.avail, epsilon, self.generator)
+        actions = self.choose(qs, self.avail, epsilon, self.generator)
         out = self.env.step(actions.numpy(), live)
         e = torch.from_numpy(np.flatnonzero(live))
         t = torch.from_numpy(self.t[live])

@@ -12,7 +12,8 @@ import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from factorize.buffer import EpisodeBuffer
+from factorize.algorithms import get_algorithm
+from factorize.buffer import EpisodeBatch, EpisodeBuffer
 from factorize.checkpoint import capture_rng, check_compatible, describe, load_state_strict, restore_rng
 from factorize.config import RunConfig
 from factorize.envs import compiled_per_width, env_info, env_notes, make_vec_env, resolve_backend
 from factorize.errors import FactorizeError
 from factorize.experiments.rundir import RunDir
-from factorize.exploration import EpsilonSchedule
+from factorize.exploration import EpsilonSchedule, sample_policy, select_actions
 from factorize.learner import DivergedError, Learner
 from factorize.runner import RolloutStats, Runner, StreamingRunner
 
@@ -117,7 +119,8 @@ class Trainer:
         self.learner = Learner(cfg, self.info)
         self.buffer = EpisodeBuffer(self.info, cfg.learner.buffer_size)
         rollouts = StreamingRunner if cfg.runner.rollout == "streaming" else Runner
-        self.runner: Runner | StreamingRunner = rollouts(self.env, self.learner.agent, self.gen)
+        choose = sample_policy if get_algorithm(cfg.algo.name).policy else select_actions
+        self.runner: Runner | StreamingRunner = rollouts(self.env, self.learner.agent, self.gen, choose)
         self.test_runner = make_test_runner(cfg, self.learner)
         self.schedule = EpsilonSchedule(cfg.explore)
         r = cfg.runner
@@ -205,15 +208,10 @@ class Trainer:
         p.episodes += len(stats.returns)
         p.window["return"].extend(stats.returns.tolist())
         p.window["won"].extend(stats.won.astype(float).tolist())
-        ups = cfg.learner.updates_per_step
-        p.owed_updates += stats.steps * ups if ups is not None else len(stats.returns)
-        if not self.buffer.can_sample(cfg.learner.batch_size) or p.steps < cfg.learner.learning_starts:
-            p.owed_updates = 0.0
         t0 = time.perf_counter()
         self.learner.set_progress(p.steps / cfg.steps)
-        while p.owed_updates >= 1.0:
-            out = self.learner.update(self.buffer.sample(cfg.learner.batch_size, self.gen))
-            p.owed_updates -= 1.0
+        for sample in self._batches(batch, stats):
+            out = self.learner.update(sample)
             p.window["loss"].append(out["loss"])
             p.window["q_tot_mean"].append(out.get("q_tot_mean", math.nan))
         p.update_s += time.perf_counter() - t0
@@ -275,6 +273,24 @@ class Trainer:
     def close(self) -> None:
         self.env.close()
         self.test_runner.env.close()
+
+    def _batches(self, fresh: EpisodeBatch, stats: RolloutStats) -> Iterator[EpisodeBatch]:
+        """What the learner trains on after a collection: the episodes just collected, once, for an
+        on-policy method (COMA); otherwise the owed number of batches sampled from replay (one
+        per episode by default, or `learner.updates_per_step` per env step)."""
+        cfg, p = self.cfg, self.p
+        if self.learner.objective.on_policy:
+            if len(stats.returns):
+                episodes = fresh.trimmed()
+                yield replace(episodes, actions=episodes.actions.long())  # as `EpisodeBuffer.sample` gives them
+            return
+        ups = cfg.learner.updates_per_step
+        p.owed_updates += stats.steps * ups if ups is not None else len(stats.returns)
+        if not self.buffer.can_sample(cfg.learner.batch_size) or p.steps < cfg.learner.learning_starts:
+            p.owed_updates = 0.0
+        while p.owed_updates >= 1.0:
+            p.owed_updates -= 1.0
+            yield self.buffer.sample(cfg.learner.batch_size, self.gen)
 
     def run(self) -> dict[str, Any]:
         """Train to the end (or divergence) and return the summary (also in summary.json)."""

@@ -38,7 +38,7 @@ def test_qmix_trains_end_to_end(tmp_path, name, extra, package, steps):
     assert package in provenance["env_packages"], "the run records the env package's version"
 
 
-@pytest.mark.parametrize("algo", ["qatten", "dmix"])
+@pytest.mark.parametrize("algo", ["qatten", "dmix", "coma"])
 @pytest.mark.parametrize(("name", "extra", "package", "steps"),
                          [*CASES, ("smax:3m", {}, "jaxmarl", 100), ("matrix:climbing", {}, "torch", 40),
                           ("two_step", {}, "torch", 40)], ids=lambda c: str(c))

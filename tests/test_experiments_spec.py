@@ -138,8 +138,8 @@ def test_grids_inherit_and_conflicting_duplicates_are_refused(tmp_path: Path) ->
         plan_runs(parse_spec(data, "g.yaml"), "quick", tmp_path)
 
 
-EXPECTED_ALGOS = {"iql", "vdn", "qmix", "qtran", "ow_qmix", "cw_qmix", "qplex", "qatten", "dmix"}
-QUICKSTART_ALGOS = EXPECTED_ALGOS - {"qatten", "dmix"}
+EXPECTED_ALGOS = {"iql", "vdn", "qmix", "qtran", "ow_qmix", "cw_qmix", "qplex", "qatten", "dmix", "coma"}
+QUICKSTART_ALGOS = EXPECTED_ALGOS - {"qatten", "dmix", "coma"}
 ABLATION = {"full", "no_mixing", "monotonic_none", "no_hypernet", "no_target", "no_clip"}
 REAL_TASKS = {"mpe:simple_spread_v3", "lbf:Foraging-8x8-2p-2f-v3", "smax:3m", "smax:2s3z"}
 

@@ -30,8 +30,9 @@ from factorize.train import load_learner, train
 
 NEW_METHODS = ["qtran", "ow_qmix", "cw_qmix", "qplex"]
 """Methods that can represent non-monotonic payoffs."""
-ADDED = [*NEW_METHODS, "qatten", "dmix"]
-"""Every method beyond IQL, VDN and QMIX (Qatten and DMIX's means are monotonic, as QMIX is)."""
+ADDED = [*NEW_METHODS, "qatten", "dmix", "coma"]
+"""Every method beyond IQL, VDN and QMIX (Qatten and DMIX's means are monotonic, as QMIX is;
+COMA is a policy gradient method)."""
 SEEDS = [0, 1, 2, 3, 4]
 
 
@@ -57,9 +58,9 @@ def one_step_batch(B: int, N: int, A: int, seed: int = 0) -> EpisodeBatch:
 @pytest.mark.parametrize(
     "algo, mixer",
     [("qtran", "qtran"), ("ow_qmix", "qmix"), ("cw_qmix", "qmix"), ("qplex", "qplex"), ("qatten", "qatten"),
-     ("dmix", "qmix")],
+     ("dmix", "qmix"), ("coma", None)],
 )
-def test_methods_are_registered_with_published_defaults(algo: str, mixer: str) -> None:
+def test_methods_are_registered_with_published_defaults(algo: str, mixer: str | None) -> None:
     cfg = build_config(algo, "matrix:qtran")
     assert get_algorithm(algo).name == algo
     assert cfg.mixer.name == mixer
@@ -281,7 +282,7 @@ def test_matrix_game_optimum_missed_by_monotonic_methods(tmp_path: Path, algo: s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", [a for a in ADDED if a != "qatten"])  # Qatten: see tests/test_qatten.py
+@pytest.mark.parametrize("algo", [a for a in ADDED if a not in ("qatten", "coma")])  # see test_qatten, test_coma
 def test_two_step_game_return_8(tmp_path: Path, algo: str) -> None:
     solved = 0
     for seed in SEEDS:

@@ -16,7 +16,7 @@ from factorize.analysis import plots
 TASKS = ["lbf:Foraging-8x8-2p-2f-v3", "mpe:simple_spread_v3"]
 VARIANTS = ["qmix/monotonic_none", "qmix/no_hypernet", "qmix/no_target", "qmix/no_clip", "iql/no_agent_id"]
 LABELS = agg.METHOD_ORDER + VARIANTS
-"""The seven methods and five variants in one experiment: 12 labels, more than spare colours once were."""
+"""Every method and five variants in one experiment: more labels than spare colours."""
 
 
 def _curves(labels: list[str], evals: int = 10, every: int = 10_000) -> pd.DataFrame:

@@ -177,7 +177,7 @@ def test_sweeps_group_runs_that_differ_only_in_seed(tmp_path: Path) -> None:
     assert group_runs(tasks, population=False) == [[t] for t in tasks]
 
 
-@pytest.mark.parametrize("algo", ["iql", "vdn", "qtran", "ow_qmix", "cw_qmix", "qplex", "qatten", "dmix"])
+@pytest.mark.parametrize("algo", ["iql", "vdn", "qtran", "ow_qmix", "cw_qmix", "qplex", "qatten", "dmix", "coma"])
 def test_every_method_runs_in_a_population(algo: str, tmp_path: Path) -> None:
     """Each method's two-seed population gives the seed-1 single run's metrics."""
     cfgs = [build_config(algo, "two_step", {"runner.eval_interval": 40, "learner.batch_size": 8}, steps=80, seed=s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from factorize.algorithms.coma import COMAObjective
 from factorize.algorithms.dmix import DMixObjective
 from factorize.algorithms.objective import Objective, UpdateInputs
 from factorize.algorithms.qtran import QTranObjective
@@ -25,6 +26,9 @@ class AlgorithmSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     distributional: bool = False
     """Agents output quantiles of each action's return (`agent.n_quantiles` >= 2)."""
+    policy: bool = False
+    """The agent network is a policy: rollouts sample its softmax (with the annealed epsilon as a
+    uniform floor) instead of acting epsilon-greedily on values."""
 
 
 ALGORITHMS: dict[str, AlgorithmSpec] = {}
@@ -70,6 +74,11 @@ register_algorithm(
 register_algorithm(
     AlgorithmSpec("dmix", "DMIX (DFAC): QMIX on the quantiles' means plus their summed centred shapes; quantile loss",
                   DMixObjective, {"mixer.name": "qmix", "agent.n_quantiles": 8}, distributional=True)
+)
+register_algorithm(
+    AlgorithmSpec("coma", "COMA: actor-critic with a centralised critic and the counterfactual advantage; on-policy",
+                  COMAObjective, {"mixer.name": "none", "explore.epsilon_start": 0.5, "explore.epsilon_finish": 0.01,
+                                  "explore.anneal_steps": 100_000}, policy=True)
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -148,6 +149,9 @@ class UpdateInputs:
 
 class Objective(nn.Module):
     """Base objective: subclasses turn `UpdateInputs` into a loss and logged statistics."""
+
+    on_policy: ClassVar[bool] = False
+    """True: train on each batch of freshly collected episodes, once, instead of sampling replay."""
 
     def __init__(self, cfg: RunConfig, info: EnvInfo) -> None:
         super().__init__()

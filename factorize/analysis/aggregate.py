@@ -25,7 +25,7 @@ import pandas as pd
 from factorize.analysis import stats
 from factorize.analysis.load import BASELINE, FINISHED
 
-METHOD_ORDER = ["iql", "vdn", "qmix", "qtran", "ow_qmix", "cw_qmix", "qplex", "qatten"]
+METHOD_ORDER = ["iql", "vdn", "qmix", "qtran", "ow_qmix", "cw_qmix", "qplex", "qatten", "dmix", "coma"]
 REFERENCE_VARIANTS = ("default", "full")
 """Variant names that mean "the method as published": a sweep without variants names its one
 variant `default`; the ablation spec names full QMIX `full`."""
@@ -75,7 +75,7 @@ def ablation_name(method: str) -> str:
 
 
 def method_sort_key(label: str) -> tuple[int, str, str]:
-    """Fixed method order first (iql ... qatten), unknown algorithms after, variants after their algo."""
+    """Fixed method order first (iql ... coma), unknown algorithms after, variants after their algo."""
     algo, _, variant = label.partition("/")
     rank = METHOD_ORDER.index(algo) if algo in METHOD_ORDER else len(METHOD_ORDER)
     return (rank, algo if rank == len(METHOD_ORDER) else "", variant)

@@ -2,7 +2,7 @@
 
 Every method keeps one style (colour, marker, line) in every figure of a report, and no two
 labels share a colour or a marker, so a line is identified even in greyscale or where lines
-coincide: the seven methods take fixed colours from seaborn's colour-blind-safe palette and
+coincide: the methods take fixed colours from seaborn's colour-blind-safe palette and
 fixed markers; other labels (ablation variants) take the spare colours and markers in a fixed
 order, and are dashed. Legends sit below the axes, placed after measuring them, so they never
 cover an axis label, tick label or the axis offset text (`1e4`). The number of seeds is written
@@ -29,13 +29,14 @@ from factorize.analysis.aggregate import METHOD_ORDER, REFERENCE_METHOD, order_m
 from factorize.analysis.tables import seeds_text
 
 _CB = sns.color_palette("colorblind", 10).as_hex()
-METHOD_COLORS = dict(zip(METHOD_ORDER, [_CB[7], _CB[0], _CB[1], _CB[2], _CB[3], _CB[4], _CB[5], _CB[8]]))
+METHOD_COLORS = dict(zip(METHOD_ORDER, [_CB[7], _CB[0], _CB[1], _CB[2], _CB[3], _CB[4], _CB[5], _CB[8], _CB[9],
+                                         "#000000"]))
 """iql grey, vdn blue, qmix orange, qtran green, ow_qmix vermillion, cw_qmix pink, qplex brown,
-qatten yellow."""
-METHOD_MARKERS = dict(zip(METHOD_ORDER, ["o", "s", "^", "D", "v", "P", "X", "d"]))
-SPARE_COLORS = [_CB[9], "#000000", "#6a3d9a", _CB[6], "#01665e", "#7f7f00", "#b2182b", "#2b8cbe"]
-"""For variants, most distinct first: sky blue, black, purple, light pink, teal, olive, dark red, steel blue."""
-SPARE_MARKERS = ["*", "h", "p", "<", ">", "H", "8"]
+qatten yellow, dmix sky blue, coma black."""
+METHOD_MARKERS = dict(zip(METHOD_ORDER, ["o", "s", "^", "D", "v", "P", "X", "d", "*", "h"]))
+SPARE_COLORS = ["#6a3d9a", _CB[6], "#01665e", "#7f7f00", "#b2182b", "#2b8cbe"]
+"""For variants, most distinct first: purple, light pink, teal, olive, dark red, steel blue."""
+SPARE_MARKERS = ["p", "<", ">", "H", "8", "x", "+", "1", "2"]
 DPI = 150
 FORMATS = ("png", "pdf")
 """PNG for report.md, PDF (TrueType fonts, editable text) for a paper."""
@@ -51,7 +52,7 @@ class Style:
 
 
 def styles(labels: Iterable[str]) -> dict[str, Style]:
-    """A distinct colour and marker for every label: fixed for the seven methods, spares in order
+    """A distinct colour and marker for every label: fixed for the methods, spares in order
     for the rest (variants, unknown methods); variants are also dashed.
 
     Past the spare colours, labels take evenly spaced hues (still distinct); past the spare

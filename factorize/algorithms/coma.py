@@ -1,0 +1,132 @@
+"""COMA (Foerster et al. 2018): counterfactual multi-agent policy gradients.
+
+The shared agent network is the actor: its outputs are logits, and pi_a = softmax over the
+available actions. The runner samples actions from (1 - eps) pi_a + eps uniform (PyMARL's
+annealed floor; `explore.*` anneals eps) and acts greedily in tests. A centralised critic
+Q(s, u_-a, .) gives, for each agent, the value of each of its actions with the others' actions
+fixed; its target copy is trained towards TD(lambda) returns. The actor follows the
+counterfactual advantage
+
+    A_a(s, u) = Q(s, u)[u_a] - sum_u' pi_a(u') Q(s, (u_-a, u'))
+
+on the freshest episodes only (`on_policy`): the trainer updates on each batch it has just
+collected, once, instead of sampling replay.
+
+The critic sees the global state, the other agents' actions and the agent's id (the paper's
+Q(s, u); PyMARL also feeds the agent's observation and last actions). Truncated episodes
+bootstrap from the target critic at the last state, valued at the agents' greedy actions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from factorize.algorithms.objective import Objective, UpdateInputs
+from factorize.config import RunConfig
+from factorize.envs.base import EnvInfo
+from factorize.exploration import greedy_actions
+from factorize.mixers.base import Mixer
+
+TD_LAMBDA = 0.8
+"""PyMARL's COMA value."""
+CRITIC_HIDDEN = 128
+
+
+def lambda_returns(reward: Tensor, terminated: Tensor, mask: Tensor, next_values: Tensor, gamma: float,
+                   lam: float) -> Tensor:
+    """TD(lambda) returns [B,T,K], computed backwards in one pass.
+
+    reward, terminated, mask [B,T]; next_values [B,T,K]: the target value of step t+1 for each
+    step t. G_t = r_t + gamma (1 - term_t) ((1 - lam) V_{t+1} + lam G_{t+1}), where G_{t+1} is
+    V_{t+1} itself after the episode's last real step (padding), so a truncated episode
+    bootstraps and a terminated one does not.
+    """
+    T = reward.shape[1]
+    out = torch.zeros_like(next_values)
+    following = next_values[:, -1]  # G after the last step: its own bootstrap value
+    for t in reversed(range(T)):
+        boot = (1 - lam) * next_values[:, t] + lam * following
+        g = reward[:, t, None] + gamma * (~terminated[:, t, None]).to(boot.dtype) * boot
+        out[:, t] = g
+        # before step t, a step that is padding hands back its plain value
+        following = torch.where(mask[:, t, None], g, next_values[:, t - 1] if t > 0 else g)
+    return out
+
+
+def counterfactual_advantage(q_all: Tensor, pi: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+    """q_all [...,N,A]: each agent's critic values of its own actions (others' fixed); pi
+    [...,N,A]; actions [...,N] -> (advantage [...,N], baseline [...,N])."""
+    baseline = (pi * q_all).sum(-1)
+    taken = q_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    return taken - baseline, baseline
+
+
+def masked_policy(logits: Tensor, avail: Tensor) -> Tensor:
+    """softmax of logits [...,A] over available actions (a row with none gets uniform weights)."""
+    any_avail = avail.any(-1, keepdim=True)
+    return logits.masked_fill(~avail & any_avail, float("-inf")).softmax(-1)
+
+
+class COMACritic(nn.Module):
+    """Q_a(s, u_-a, .) [...,N,A] from the state [...,S] and the joint action [...,N]."""
+
+    def __init__(self, info: EnvInfo) -> None:
+        super().__init__()
+        N, A = info.n_agents, info.n_actions
+        self.n_agents, self.n_actions = N, A
+        self.net = nn.Sequential(nn.Linear(info.state_dim + N * A + N, CRITIC_HIDDEN), nn.ReLU(),
+                                 nn.Linear(CRITIC_HIDDEN, CRITIC_HIDDEN), nn.ReLU(), nn.Linear(CRITIC_HIDDEN, A))
+
+    def forward(self, state: Tensor, actions: Tensor) -> Tensor:
+        N, A = self.n_agents, self.n_actions
+        lead = actions.shape[:-1]
+        joint = F.one_hot(actions, A).to(state.dtype)  # [...,N,A]
+        others = joint.unsqueeze(-3).expand(*lead, N, N, A) * (1 - torch.eye(N, dtype=state.dtype)).view(N, N, 1)
+        ids = torch.eye(N, dtype=state.dtype).expand(*lead, N, N)
+        x = torch.cat([state.unsqueeze(-2).expand(*lead, N, -1), others.reshape(*lead, N, N * A), ids], -1)
+        return self.net(x)
+
+
+class COMAObjective(Objective):
+    """Actor: - log pi_a(u_a) A_a; critic: squared error to TD(lambda) returns of the target critic."""
+
+    on_policy = True
+
+    def __init__(self, cfg: RunConfig, info: EnvInfo) -> None:
+        super().__init__(cfg, info)
+        self.critic = COMACritic(info)
+
+    def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
+        assert isinstance(target, COMAObjective)
+        b = inputs.batch
+        actions = b.actions  # [B,T,N]
+        logits = inputs.agent_qs
+        # the action valued at step t+1: the one taken, or at the last state the greedy one
+        greedy = greedy_actions(logits.detach(), b.avail)  # [B,T+1,N]
+        taken_next = torch.cat([actions[:, 1:], greedy[:, -1:]], dim=1)
+        real_next = torch.cat([b.mask[:, 1:], torch.zeros_like(b.mask[:, :1])], dim=1)
+        next_actions = torch.where(real_next.unsqueeze(-1), taken_next, greedy[:, 1:])
+        with torch.no_grad():
+            q_next = target.critic(b.state[:, 1:], next_actions).gather(-1, next_actions.unsqueeze(-1)).squeeze(-1)
+            returns = lambda_returns(b.reward * inputs.reward_scale, b.terminated, b.mask, q_next, inputs.gamma,
+                                     TD_LAMBDA)
+        q_all = self.critic(b.state[:, :-1], actions)  # [B,T,N,A]
+        taken = q_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        critic_loss = inputs.masked_mean((taken - returns) ** 2)
+        pi = masked_policy(logits[:, :-1], b.avail[:, :-1])
+        advantage, _ = counterfactual_advantage(q_all.detach(), pi.detach(), actions)
+        log_pi = torch.log(pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1).clamp(min=1e-10))
+        actor_loss = -inputs.masked_mean(log_pi * advantage)
+        return actor_loss + critic_loss, {
+            "q_tot_mean": inputs.masked_mean(taken.detach()),
+            "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+        }
+
+    def joint_value(
+        self, mixer: Mixer | None, agent_qs: Tensor, actions: Tensor, state: Tensor, features: Tensor | None
+    ) -> Tensor:
+        """The critic's Q(s, u) of each joint action [J] (the mean of the agents' estimates)."""
+        q = self.critic(state, actions).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        return q.mean(-1)
