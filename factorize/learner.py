@@ -176,7 +176,12 @@ class Learner(nn.Module):
             p.grad = None
         loss.backward()
         clip = self.cfg.learner.grad_clip
-        grad_norm = clip_grad_norm(self._params, clip if clip is not None else math.inf)
+        limit = clip if clip is not None else math.inf
+        if self.objective.clip_per_group:  # actor and critic each clipped to the limit
+            norms = [clip_grad_norm(group["params"], limit) for group in self.optimizer.param_groups]
+            grad_norm = torch.linalg.vector_norm(torch.stack(norms))
+        else:
+            grad_norm = clip_grad_norm(self._params, limit)
         # checked before stepping, so the networks keep their last finite values
         if not torch.isfinite(loss.detach() + grad_norm):
             raise DivergedError(

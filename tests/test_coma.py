@@ -124,3 +124,29 @@ def test_coma_solves_or_nearly_solves_the_two_step_game(tmp_path: Path) -> None:
     _, learner, _ = load_learner(tmp_path / "s0")
     tables = q_tables(*load_learner(tmp_path / "s0")[:2])
     assert set(tables) == {"1", "2A", "2B"} and learner.mixer is None
+
+
+def test_actor_and_critic_gradients_are_clipped_each_to_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a tiny learner.grad_clip, both parameter groups (agents; critic) end at that norm:
+    the critic's large errors do not starve the actor, as they would under one joint norm."""
+    import factorize.learner as learner_module
+
+    seen: list[list[float]] = []
+
+    def record(optimizer: torch.optim.Optimizer) -> None:
+        seen.append([float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in g["params"]
+                                                                 if p.grad is not None])))
+                     for g in optimizer.param_groups])
+
+    monkeypatch.setattr(learner_module, "optimizer_step", record)
+    cfg = build_config("coma", "two_step", {"learner.grad_clip": 0.01, "runner.n_envs": 4}, steps=8)
+    from factorize.envs import make_vec_env
+    from factorize.learner import Learner
+    from factorize.runner import Runner
+
+    env = make_vec_env(cfg.env, 4)
+    learner = Learner(cfg, env.info)
+    batch, _ = Runner(env, learner.agent, torch.Generator().manual_seed(0)).rollout(epsilon=1.0)
+    batch.actions = batch.actions.long()
+    learner.update(batch)
+    assert len(seen) == 1 and seen[0] == pytest.approx([0.01, 0.01], rel=1e-3)

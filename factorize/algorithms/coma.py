@@ -93,6 +93,9 @@ class COMAObjective(Objective):
     """Actor: - log pi_a(u_a) A_a; critic: squared error to TD(lambda) returns of the target critic."""
 
     on_policy = True
+    # as PyMARL: the critic's errors (returns of -60 on simple_spread) would otherwise dominate the
+    # joint norm and clipping would all but stop the actor
+    clip_per_group = True
 
     def __init__(self, cfg: RunConfig, info: EnvInfo) -> None:
         super().__init__(cfg, info)

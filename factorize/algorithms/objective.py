@@ -152,6 +152,9 @@ class Objective(nn.Module):
 
     on_policy: ClassVar[bool] = False
     """True: train on each batch of freshly collected episodes, once, instead of sampling replay."""
+    clip_per_group: ClassVar[bool] = False
+    """True: clip the agents' gradients and the mixer's and objective's (e.g. an actor's and its
+    critic's) each to `learner.grad_clip`, not their joint norm."""
 
     def __init__(self, cfg: RunConfig, info: EnvInfo) -> None:
         super().__init__()
