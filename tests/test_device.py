@@ -73,7 +73,7 @@ def test_the_learner_lives_on_its_device_and_analysis_can_use_the_cpu(device: st
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("algo", ["qmix", "qtran", "cw_qmix", "qplex"])
+@pytest.mark.parametrize("algo", ["qmix", "qtran", "cw_qmix", "qplex", "qatten", "dmix", "coma"])
 def test_an_update_on_cuda_equals_the_cpu_update(algo: str) -> None:
     """Same weights, same batch: the same loss and the same updated weights, to float tolerance."""
     cfg = build_config(algo, "two_step", {"agent.hidden_dim": 16})

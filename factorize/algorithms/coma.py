@@ -83,8 +83,9 @@ class COMACritic(nn.Module):
         N, A = self.n_agents, self.n_actions
         lead = actions.shape[:-1]
         joint = F.one_hot(actions, A).to(state.dtype)  # [...,N,A]
-        others = joint.unsqueeze(-3).expand(*lead, N, N, A) * (1 - torch.eye(N, dtype=state.dtype)).view(N, N, 1)
-        ids = torch.eye(N, dtype=state.dtype).expand(*lead, N, N)
+        eye = torch.eye(N, dtype=state.dtype, device=state.device)
+        others = joint.unsqueeze(-3).expand(*lead, N, N, A) * (1 - eye).view(N, N, 1)
+        ids = eye.expand(*lead, N, N)
         x = torch.cat([state.unsqueeze(-2).expand(*lead, N, -1), others.reshape(*lead, N, N * A), ids], -1)
         return self.net(x)
 
