@@ -23,11 +23,12 @@ from factorize.population import check_population, parse_seeds, train_population
 from factorize.resolve import build_config
 from factorize.train import Trainer, train
 
-# GRU agents on the native simple_spread: env noise, exploration and replay all draw randomness
-TASK = ("qmix", "mpe:simple_spread_v3")
+# GRU agents on the two-step game (the base install has it): initialisation, exploration and
+# replay sampling all draw randomness
+TASK = ("qmix", "two_step")
 OVERRIDES = {"runner.n_envs": 4, "runner.eval_interval": 100, "runner.test_episodes": 4, "learner.batch_size": 4,
-             "runner.checkpoint_interval": 100, "env.kwargs": {"max_cycles": 25}}
-STEPS = 300
+             "runner.checkpoint_interval": 100, "explore.anneal_steps": 200}
+STEPS = 400
 
 
 def _config(seed: int, **extra: Any) -> Any:
