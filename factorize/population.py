@@ -126,11 +126,12 @@ def _pass(member: _Member, bar: tqdm[Any]) -> None:
     """One pass of a member's loop under its own global random states; finishes it when done."""
     trainer = member.trainer
     assert trainer is not None
-    restore_rng(member.rng, {})
-    before = trainer.p.steps
-    trainer.advance()
-    member.rng = capture_rng({})
-    bar.update(trainer.p.steps - before)
+    if trainer.running:  # a member restored at its last step (killed before its summary) only finishes
+        restore_rng(member.rng, {})
+        before = trainer.p.steps
+        trainer.advance()
+        member.rng = capture_rng({})
+        bar.update(trainer.p.steps - before)
     if not trainer.running:
         member.summary = trainer.finish()
         trainer.close()

@@ -187,3 +187,16 @@ def test_every_method_runs_in_a_population(algo: str, tmp_path: Path) -> None:
     assert [s["status"] for s in summaries] == ["finished", "finished"] and summaries[1]["updates"] > 0
     train(cfgs[1], tmp_path / "alone", progress=False)
     assert _metrics(tmp_path / "p1") == _metrics(tmp_path / "alone")
+
+
+def test_a_member_killed_after_its_last_checkpoint_only_writes_its_summary(singles: Path, tmp_path: Path) -> None:
+    """Killed between its final checkpoint and its summary: resuming trains no further step."""
+    for seed in (0, 1):
+        shutil.copytree(singles / f"s{seed}", tmp_path / f"s{seed}")
+        (tmp_path / f"s{seed}" / "summary.json").unlink()
+    summaries = train_population([_config(0), _config(1)], [tmp_path / "s0", tmp_path / "s1"], progress=False,
+                                 resume=True)
+    for seed, summary in zip((0, 1), summaries):
+        reference = json.loads((singles / f"s{seed}" / "summary.json").read_text())
+        assert (summary["steps"], summary["updates"]) == (reference["steps"], reference["updates"])
+        assert _metrics(tmp_path / f"s{seed}") == _metrics(singles / f"s{seed}")
