@@ -34,6 +34,12 @@ def select_actions(
     return torch.where(explore, random, greedy)
 
 
+def masked_policy(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
+    """softmax of logits [...,A] over available actions (a row with none gets uniform weights)."""
+    any_avail = avail.any(-1, keepdim=True)
+    return logits.masked_fill(~avail & any_avail, float("-inf")).softmax(-1)
+
+
 def sample_policy(
     logits: torch.Tensor, avail: torch.Tensor, epsilon: float, generator: torch.Generator
 ) -> torch.Tensor:
@@ -43,7 +49,7 @@ def sample_policy(
         return greedy_actions(logits, avail)
     none = ~avail.any(-1, keepdim=True)
     allowed = avail | (none & (torch.arange(avail.shape[-1]) == 0))  # no action available: action 0
-    pi = logits.masked_fill(~allowed, float("-inf")).softmax(-1)
+    pi = masked_policy(logits, allowed)
     probs = (1.0 - epsilon) * pi + epsilon * allowed / allowed.sum(-1, keepdim=True)
     flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
     return flat.view(probs.shape[:-1])

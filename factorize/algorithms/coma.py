@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from factorize.algorithms.objective import Objective, UpdateInputs
 from factorize.config import RunConfig
 from factorize.envs.base import EnvInfo
-from factorize.exploration import greedy_actions
+from factorize.exploration import greedy_actions, masked_policy
 from factorize.mixers.base import Mixer
 
 TD_LAMBDA = 0.8
@@ -61,12 +61,6 @@ def counterfactual_advantage(q_all: Tensor, pi: Tensor, actions: Tensor) -> tupl
     baseline = (pi * q_all).sum(-1)
     taken = q_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     return taken - baseline, baseline
-
-
-def masked_policy(logits: Tensor, avail: Tensor) -> Tensor:
-    """softmax of logits [...,A] over available actions (a row with none gets uniform weights)."""
-    any_avail = avail.any(-1, keepdim=True)
-    return logits.masked_fill(~avail & any_avail, float("-inf")).softmax(-1)
 
 
 class COMACritic(nn.Module):

@@ -130,15 +130,13 @@ def split_cpu(total: float | None, run_dirs: list[Path]) -> list[float | None]:
     The shares add up to the total, so a sweep's summed CPU time stays the processes' own."""
     if total is None:
         return [None] * len(run_dirs)
-    own: list[float | None] = []
+    own = []
     for run_dir in run_dirs:
-        summary = RunDir(run_dir).summary() or {}
-        value = summary.get("time", {}).get("cpu_s") if isinstance(summary.get("time"), dict) else None
-        own.append(float(value) if isinstance(value, (int, float)) and value > 0 else None)
-    if any(v is None for v in own):
-        return [total / len(run_dirs)] * len(run_dirs)
-    known = [float(v) for v in own if v is not None]
-    return [total * v / sum(known) for v in known]
+        value = ((RunDir(run_dir).summary() or {}).get("time") or {}).get("cpu_s")
+        if not isinstance(value, (int, float)) or value <= 0:
+            return [total / len(run_dirs)] * len(run_dirs)
+        own.append(float(value))
+    return [total * v / sum(own) for v in own]
 
 
 class RayExecutor:

@@ -99,12 +99,8 @@ def _train(cfgs: list[Any], outs: list[Path]) -> None:
     """Train quietly (the sweep shows its own progress), each run from its newest checkpoint if
     it has one (`_prepare` has emptied directories whose checkpoints belong to another config)."""
     from factorize.population import train_population
-    from factorize.train import train
 
-    if len(cfgs) == 1:
-        train(cfgs[0], outs[0], progress=False, resume=True)
-    else:
-        train_population(cfgs, outs, progress=False, resume=True)
+    train_population(cfgs, outs, progress=False, resume=True)  # a lone run is a population of one
 
 
 def _prepare(task: RunTask) -> bool:
