@@ -23,7 +23,8 @@ class EpisodeBatch:
     """B episodes padded to T steps.
 
     obs [B,T+1,N,O], state [B,T+1,S], avail [B,T+1,N,A] (bool), actions [B,T,N] (long),
-    reward [B,T], terminated [B,T] (bool), mask [B,T] (bool: the step is real).
+    reward [B,T], terminated [B,T] (bool), mask [B,T] (bool: the step is real), behaviour [B,T,N]:
+    the probability with which each agent's action was chosen (retrace's mu).
     """
 
     obs: Tensor
@@ -33,6 +34,7 @@ class EpisodeBatch:
     reward: Tensor
     terminated: Tensor
     mask: Tensor
+    behaviour: Tensor
 
     @property
     def size(self) -> int:
@@ -54,6 +56,7 @@ class EpisodeBatch:
             reward=self.reward[:, :T],
             terminated=self.terminated[:, :T],
             mask=self.mask[:, :T],
+            behaviour=self.behaviour[:, :T],
         )
 
     def to(self, device: torch.device) -> EpisodeBatch:
@@ -80,6 +83,7 @@ class EpisodeBatch:
             reward=torch.zeros(size, T),
             terminated=torch.zeros(size, T, dtype=torch.bool),
             mask=torch.zeros(size, T, dtype=torch.bool),
+            behaviour=torch.zeros(size, T, N),
         )
 
 
@@ -93,7 +97,7 @@ def _physical_memory() -> int:
 def bytes_needed(info: EnvInfo, capacity: int) -> int:
     """Storage of `capacity` padded episodes, computed before anything is allocated."""
     T, N, A = info.episode_limit, info.n_agents, info.n_actions
-    per_episode = (T + 1) * (N * info.obs_dim + info.state_dim) * 4 + (T + 1) * N * A + T * N * 4 + T * 6
+    per_episode = (T + 1) * (N * info.obs_dim + info.state_dim) * 4 + (T + 1) * N * A + T * N * 8 + T * 6
     return capacity * per_episode
 
 
@@ -151,6 +155,9 @@ class EpisodeBuffer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         size = int(state["size"])
         for f in fields(EpisodeBatch):
+            if f.name == "behaviour" and f.name not in state:  # a checkpoint from before it was stored
+                self.storage.behaviour[:size] = 1.0
+                continue
             getattr(self.storage, f.name)[:size] = state[f.name]
         self.size = size
         self.cursor = int(state["cursor"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import re
 import types
 import typing
@@ -59,40 +60,27 @@ class AgentConfig:
     targets use their mean. 1: a plain action value."""
 
 
+def bounded(default: Any, low: float, high: float) -> Any:
+    """A dataclass field whose value must lie in [low, high]: `validate` checks it wherever the
+    field is declared, so a method's options carry their own ranges beside their code."""
+    return field(default=default, metadata={"bounds": (low, high)})
+
+
+WIDTH = (1, 16_384)
+"""Bounds of a layer width: positive, and below what would only surface as an allocation failure."""
+
+
 @dataclass
 class MixerConfig:
-    """Mixer options; each mixer reads the fields it needs. `name` is set by the method."""
+    """Options every mixer has. A mixer's own options extend this class in the mixer's module and
+    are registered with it (`register_options`); setting `mixer.name` switches to that class."""
 
     name: str | None = None
-    """The mixer (set by --algo): none, vdn, qmix, qtran, qmix_central, qplex, qatten."""
-    embed_dim: int = 32
-    """QMIX: width of the mixing network's hidden layer."""
-    hypernet_layers: Literal[1, 2] = 2
-    """QMIX: layers of each hypernetwork (1 = linear in the state)."""
-    hypernet_embed: int = 64
-    """QMIX and QPLEX: hidden width of two-layer hypernetworks."""
-    monotonic: Literal["abs", "softplus", "none"] = "abs"
-    """QMIX: how mixing weights are kept non-negative; `none` drops monotonicity (ablation)."""
-    hypernet: bool = True
-    """False replaces the state-conditioned hypernetworks by learned state-independent weights."""
-    central_embed: int = 256
-    """Width of WQMIX's unrestricted central mixer."""
-    qtran_embed: int = 64
-    """Width of QTRAN's joint action-value and state-value networks."""
-    num_kernel: int = 4
-    """QPLEX: number of attention heads producing lambda_i(s, u)."""
-    adv_hypernet_layers: Literal[1, 2, 3] = 3
-    """QPLEX: layers of each attention head's networks."""
-    adv_hypernet_embed: int = 64
-    """QPLEX: hidden width of the attention heads' networks."""
-    heads: int = 4
-    """Qatten: attention heads."""
-    attention_embed: int = 32
-    """Qatten: width of each head's queries and keys (and of the state value c(s))."""
+    """The mixer (set by --algo): none, vdn, qmix, qtran, qplex, qatten."""
     init: Literal["default", "orthogonal", "xavier"] = "default"
     """Initialisation of every linear layer of the mixer (and of an objective's networks):
     torch's default, orthogonal (JaxMARL) or Xavier-uniform weights with zero biases."""
-    init_scale: float = 1.0
+    init_scale: float = bounded(1.0, 1e-12, math.inf)
     """Gain of `orthogonal` / `xavier` initialisation (JaxMARL's QMIX uses 0.001: Q_tot starts flat)."""
 
 
@@ -130,6 +118,12 @@ class LearnerConfig:
     """Max gradient norm; None disables clipping."""
     double_q: bool = True
     """Pick target actions with the online networks, evaluate them with the targets."""
+    td_lambda: float = bounded(0.0, 0.0, 1.0)
+    """lambda of multi-step targets over the sampled episodes; 0: today's one-step target."""
+    lambda_kind: Literal["peng", "td", "retrace"] = "peng"
+    """`peng`: Peng's Q(lambda), bootstrapping from the greedy next action (PyMARL2's TD(lambda));
+    `td`: from the action taken next (on-policy TD(lambda)); `retrace`: the greedy value with traces
+    cut by lambda min(1, pi/mu), mu recorded at collection."""
     reward_scale: float = 1.0
     """Multiplier on the team reward the learner sees."""
     updates_per_step: float | None = None
@@ -182,20 +176,11 @@ class RunnerConfig:
 
 @dataclass
 class AlgoConfig:
-    """Method-specific settings; `name` picks the method's mixer, objective and defaults."""
+    """The method; a method with options of its own extends this class beside its objective and
+    registers it with the method (`AlgorithmSpec.options`)."""
 
     name: str = "qmix"
     """The method (set by --algo; see `factorize list algos`)."""
-    alpha: float = 0.1
-    """WQMIX: weight of transitions outside the favoured set."""
-    central_loss: float = 1.0
-    """WQMIX: weight of the central Q* loss."""
-    lambda_opt: float = 1.0
-    """QTRAN: weight of L_opt."""
-    lambda_nopt: float = 1.0
-    """QTRAN: weight of L_nopt."""
-    qtran_variant: Literal["base", "alt"] = "base"
-    """QTRAN: `base` (L_nopt) or `alt` (L_nopt-min, counterfactual)."""
 
 
 @dataclass
@@ -324,14 +309,84 @@ def parse_value(text: str) -> Any:
         raise ConfigError(f"cannot parse value {text!r}: {str(exc).splitlines()[0]}") from None
 
 
+OPTION_SECTIONS = ("mixer", "algo")
+"""Sections whose fields depend on a name: the mixer's options, the method's options."""
+
+_OPTIONS: dict[str, dict[str, type]] = {section: {} for section in OPTION_SECTIONS}
+
+RENAMED_KEYS = {"mixer.central_embed": "algo.central_embed"}
+"""Keys that moved when options went to their methods: the old spelling still works wherever the
+chosen mixer has no field of that name (WQMIX's central Q* width is now the method's option)."""
+
+
+class UnknownOption(ConfigError):
+    """A `mixer.` or `algo.` key that the chosen mixer or method does not have."""
+
+
+def register_options(section: str, name: str, options: type) -> None:
+    """Declare the options dataclass of a mixer (`section="mixer"`) or a method (`"algo"`);
+    it must extend `MixerConfig` or `AlgoConfig`."""
+    base = MixerConfig if section == "mixer" else AlgoConfig
+    if section not in OPTION_SECTIONS or not (dataclasses.is_dataclass(options) and isinstance(options, type)
+                                              and issubclass(options, base)):
+        raise TypeError(f"register_options: {section!r} options must be a dataclass extending {base.__name__}")
+    _OPTIONS[section][name] = options
+
+
+def _load_registries() -> None:
+    """Mixers and methods register their options on import; config.py stays a leaf module, so it
+    imports them only when a name-dependent section is first needed."""
+    import factorize.algorithms
+    import factorize.mixers  # noqa: F401
+
+
+def options_class(section: str, name: str | None) -> type:
+    """The options dataclass of mixer or method `name` (the bare base class when it has none)."""
+    _load_registries()
+    base = MixerConfig if section == "mixer" else AlgoConfig
+    return _OPTIONS[section].get(name or "", base)
+
+
+def registered_options(section: str) -> dict[str, type]:
+    """Every mixer's (or method's) own options class, by name."""
+    _load_registries()
+    return dict(_OPTIONS[section])
+
+
+def _option_owners(section: str, option: str) -> list[str]:
+    """The mixers or methods that declare `option` (for leniency and for messages)."""
+    return [name for name, cls in registered_options(section).items()
+            if option in {f.name for f in dataclasses.fields(cls)}]
+
+
+def _retype(cfg: RunConfig, section: str, name: str | None) -> None:
+    """Give a section the options class of its new name, keeping the values of the fields every
+    mixer (or method) shares; the new one's own options start at their defaults."""
+    old = getattr(cfg, section)
+    cls = options_class(section, name)
+    if type(old) is cls:
+        return
+    base = MixerConfig if section == "mixer" else AlgoConfig
+    shared = {f.name: getattr(old, f.name) for f in dataclasses.fields(base)}
+    setattr(cfg, section, cls(**shared))
+
+
 def set_field(cfg: RunConfig, path: str, value: Any) -> None:
     """Set a dotted field with validation; unknown keys list the allowed ones."""
+    path = _renamed(cfg, path)
     parts = path.split(".")
     obj: Any = cfg
     for i, part in enumerate(parts):
         hints = typing.get_type_hints(type(obj))
         prefix = ".".join(parts[:i])
         if part not in hints:
+            if i == 1 and prefix in OPTION_SECTIONS:
+                allowed = ", ".join(f"{prefix}.{k}" for k in hints)
+                others = _option_owners(prefix, part)
+                elsewhere = f" (an option of {', '.join(others)})" if others else ""
+                owner = "method" if prefix == "algo" else "mixer"
+                raise UnknownOption(f"{path}: {owner} {obj.name or 'none'} has no option {part!r}{elsewhere}; "
+                                    f"its options: {allowed}")
             where = f"{prefix}." if prefix else ""
             allowed = ", ".join(f"{where}{k}" for k in hints)
             raise ConfigError(f"unknown config key {path!r}; allowed: {allowed}")
@@ -340,20 +395,60 @@ def set_field(cfg: RunConfig, path: str, value: Any) -> None:
             if dataclasses.is_dataclass(tp):
                 if not isinstance(value, dict):
                     raise ConfigError(f"{path}: expected a mapping of its fields")
-                for k, v in value.items():
+                for k, v in _names_first(value):
                     set_field(cfg, f"{path}.{k}", v)
                 return
             setattr(obj, part, _coerce(path, value, tp))
+            if part == "name" and prefix in OPTION_SECTIONS:
+                _retype(cfg, prefix, getattr(obj, part))
             return
         if not dataclasses.is_dataclass(tp):
             raise ConfigError(f"unknown config key {path!r}: {'.'.join(parts[: i + 1])} has no fields")
         obj = getattr(obj, part)
 
 
-def apply_overrides(cfg: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    for key, value in overrides.items():
-        set_field(cfg, key, value)
+def _renamed(cfg: RunConfig, path: str) -> str:
+    section, _, option = path.partition(".")
+    if path in RENAMED_KEYS and option not in {f.name for f in dataclasses.fields(getattr(cfg, section))}:
+        return RENAMED_KEYS[path]
+    return path
+
+
+def _names_first(overrides: dict[str, Any]) -> list[tuple[str, Any]]:
+    """`mixer.name` and `algo.name` before the options they decide, whatever order they came in."""
+    return sorted(overrides.items(), key=lambda kv: str(kv[0]).rpartition(".")[2] != "name")
+
+
+def apply_overrides(cfg: RunConfig, overrides: dict[str, Any], *, where_present: bool = False) -> RunConfig:
+    """Set each key. `where_present`: a mixer or method option that the chosen one lacks but
+    another declares is skipped (a preset's QMIX widths do not stop it applying to VDN)."""
+    for key, value in _names_first(overrides):
+        try:
+            set_field(cfg, key, value)
+        except UnknownOption:
+            section, _, option = _renamed(cfg, key).partition(".")
+            if not (where_present and _option_owners(section, option)):
+                raise
     return cfg
+
+
+def check_key(path: str, value: Any) -> None:
+    """Check a key and value without knowing the method (a spec's shared overrides): a mixer or
+    method option must be declared by some mixer or method, with a value its type accepts."""
+    section, _, option = path.partition(".")
+    scratch = RunConfig()
+    if section in OPTION_SECTIONS and option and option != "name":
+        owners = _option_owners(section, option) or _option_owners(*RENAMED_KEYS.get(path, path).split(".", 1))
+        base = MixerConfig if section == "mixer" else AlgoConfig
+        if not owners and option not in {f.name for f in dataclasses.fields(base)}:
+            every = sorted({f.name for cls in [base, *registered_options(section).values()]
+                            for f in dataclasses.fields(cls)})
+            what = "method" if section == "algo" else "mixer"
+            raise UnknownOption(f"{path}: no {what} has this option; allowed: "
+                                + ", ".join(f"{section}.{k}" for k in every))
+        if owners:
+            set_field(scratch, f"{section}.name", owners[0])
+    set_field(scratch, path, value)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -381,13 +476,28 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _check_bounds(obj: Any, path: str = "") -> None:
+    """Every `bounded` field in the tree, wherever declared (a method's options included)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_bounds(value, f"{path}{f.name}.")
+        elif "bounds" in f.metadata and value is not None:
+            low, high = f.metadata["bounds"]
+            if not low <= value <= high:
+                if high == math.inf:
+                    allowed = "must be positive" if low > 0 else f"must be >= {low}"
+                else:
+                    allowed = f"must be in [{low}, {high}]"
+                raise ConfigError(f"{path}{f.name}: {allowed}, got {value}")
+
+
 def validate(cfg: RunConfig) -> None:
     """Cross-field and range checks that a single field's type cannot express."""
+    _check_bounds(cfg)
     positive = {
         "steps": cfg.steps,
         "agent.hidden_dim": cfg.agent.hidden_dim,
-        "mixer.embed_dim": cfg.mixer.embed_dim,
-        "mixer.hypernet_embed": cfg.mixer.hypernet_embed,
         "learner.batch_size": cfg.learner.batch_size,
         "learner.buffer_size": cfg.learner.buffer_size,
         "learner.target_interval": cfg.learner.target_interval,
@@ -396,13 +506,6 @@ def validate(cfg: RunConfig) -> None:
         "runner.log_interval": cfg.runner.log_interval,
         "runner.keep_checkpoints": cfg.runner.keep_checkpoints,
         "learner.lr": cfg.learner.lr,
-        "mixer.init_scale": cfg.mixer.init_scale,
-        "mixer.central_embed": cfg.mixer.central_embed,
-        "mixer.qtran_embed": cfg.mixer.qtran_embed,
-        "mixer.num_kernel": cfg.mixer.num_kernel,
-        "mixer.adv_hypernet_embed": cfg.mixer.adv_hypernet_embed,
-        "mixer.heads": cfg.mixer.heads,
-        "mixer.attention_embed": cfg.mixer.attention_embed,
         "agent.n_quantiles": cfg.agent.n_quantiles,
     }
     for name, value in positive.items():
@@ -411,15 +514,7 @@ def validate(cfg: RunConfig) -> None:
     # generous ceilings: past them a typo would only surface as an allocation failure
     ceilings = {
         "agent.hidden_dim": (cfg.agent.hidden_dim, 16_384),
-        "mixer.embed_dim": (cfg.mixer.embed_dim, 16_384),
-        "mixer.hypernet_embed": (cfg.mixer.hypernet_embed, 16_384),
-        "mixer.central_embed": (cfg.mixer.central_embed, 16_384),
-        "mixer.qtran_embed": (cfg.mixer.qtran_embed, 16_384),
-        "mixer.adv_hypernet_embed": (cfg.mixer.adv_hypernet_embed, 16_384),
-        "mixer.num_kernel": (cfg.mixer.num_kernel, 256),
-        "mixer.heads": (cfg.mixer.heads, 256),
         "agent.n_quantiles": (cfg.agent.n_quantiles, 1_024),
-        "mixer.attention_embed": (cfg.mixer.attention_embed, 16_384),
         "runner.n_envs": (cfg.runner.n_envs, 4_096),
         "runner.test_episodes": (cfg.runner.test_episodes, 1_000_000),
         "learner.batch_size": (cfg.learner.batch_size, 1_000_000),
@@ -432,9 +527,6 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"{name}: {value} is above the supported maximum {ceiling}")
     nonneg = {
         "seed": cfg.seed,
-        "algo.central_loss": cfg.algo.central_loss,
-        "algo.lambda_opt": cfg.algo.lambda_opt,
-        "algo.lambda_nopt": cfg.algo.lambda_nopt,
         "runner.test_episodes": cfg.runner.test_episodes,
         "runner.checkpoint_interval": cfg.runner.checkpoint_interval,
         "learner.learning_starts": cfg.learner.learning_starts,
@@ -450,7 +542,6 @@ def validate(cfg: RunConfig) -> None:
         "explore.epsilon_start": cfg.explore.epsilon_start,
         "explore.epsilon_finish": cfg.explore.epsilon_finish,
         "explore.decay": cfg.explore.decay,
-        "algo.alpha": cfg.algo.alpha,
     }.items():
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{name}: must be in [0, 1], got {value}")
@@ -475,10 +566,15 @@ old run directories still resume and report."""
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
-    """Rebuild a config from `config.yaml`, validating every field as an override would."""
+    """Rebuild a config from `config.yaml`, validating every field as an override would.
+
+    Older versions recorded every mixer's and method's options in one flat section; the ones the
+    run's own mixer and method lack were never in force and are dropped. A key no mixer or method
+    declares any more is a ConfigError naming the run's options (exit 2, not a traceback).
+    """
     cfg = RunConfig()
     flat = _flatten({k: v for k, v in data.items() if k not in ("provenance", "sweep")})
-    apply_overrides(cfg, {k: v for k, v in flat.items() if k not in RETIRED_KEYS})
+    apply_overrides(cfg, {k: v for k, v in flat.items() if k not in RETIRED_KEYS}, where_present=True)
     validate(cfg)
     return cfg
 
@@ -503,25 +599,28 @@ def _field_docs(cls: type) -> dict[str, str]:
     import inspect
     import textwrap
 
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):  # no source (frozen app): keys still list, without docs
-        return {}
-    node = tree.body[0]
-    if not isinstance(node, ast.ClassDef):
-        return {}
-    body = node.body
     docs: dict[str, str] = {}
-    for node, nxt in itertools.pairwise(body):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                and isinstance(nxt.value.value, str)):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
+    for klass in reversed(cls.__mro__):  # a subclass's options documented in its own module
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):  # no source (frozen app): keys still list, without docs
+            continue
+        klass_node = tree.body[0]
+        if not isinstance(klass_node, ast.ClassDef):
+            continue
+        for node, nxt in itertools.pairwise(klass_node.body):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                    and isinstance(nxt.value.value, str)):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
 
 
 def describe_keys(prefix: str = "") -> list[KeyDoc]:
-    """Every settable key under `prefix` (a dotted path or its start), from the dataclasses themselves."""
+    """Every settable key under `prefix` (a dotted path or its start), from the dataclasses
+    themselves; a mixer's or method's own options follow its section, with their owners named."""
     out: list[KeyDoc] = []
 
     def walk(cls: type, default: Any, path: str) -> None:
@@ -532,8 +631,24 @@ def describe_keys(prefix: str = "") -> list[KeyDoc]:
             value = getattr(default, f.name)
             if dataclasses.is_dataclass(hints[f.name]):
                 walk(hints[f.name], value, f"{key}.")
+                if f.name in OPTION_SECTIONS:
+                    own_options(f.name)
             elif key.startswith(prefix):
                 out.append(KeyDoc(key, _type_name(hints[f.name]), value, docs.get(f.name, "")))
+
+    def own_options(section: str) -> None:
+        base = {f.name for f in dataclasses.fields(MixerConfig if section == "mixer" else AlgoConfig)}
+        seen: set[str] = set()
+        for cls in registered_options(section).values():
+            hints, docs, default = typing.get_type_hints(cls), _field_docs(cls), cls()
+            for f in dataclasses.fields(cls):
+                key = f"{section}.{f.name}"
+                if f.name in base or f.name in seen or not key.startswith(prefix):
+                    continue
+                seen.add(f.name)
+                owners = ", ".join(_option_owners(section, f.name))
+                doc = f"[{owners}] {docs.get(f.name, '')}".rstrip()
+                out.append(KeyDoc(key, _type_name(hints[f.name]), getattr(default, f.name), doc))
 
     walk(RunConfig, RunConfig(), "")
     if not out:

@@ -22,16 +22,19 @@ def greedy_actions(qs: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
 
 def select_actions(
     qs: torch.Tensor, avail: torch.Tensor, epsilon: float, generator: torch.Generator
-) -> torch.Tensor:
-    """Epsilon-greedy over available actions: qs, avail [E,N,A] -> actions [E,N] (long)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Epsilon-greedy over available actions: qs, avail [E,N,A] -> actions [E,N] (long) and the
+    probability [E,N] each agent's action had (the behaviour policy, for off-policy corrections)."""
     greedy = greedy_actions(qs, avail)
     if epsilon <= 0.0:
-        return greedy
+        return greedy, torch.ones(greedy.shape)
     # uniform over available actions: random scores, unavailable ones pushed below any draw
     scores = torch.rand(avail.shape, generator=generator).masked_fill(~avail, -1.0)
     random = scores.argmax(dim=-1)
     explore = torch.rand(greedy.shape, generator=generator) < epsilon
-    return torch.where(explore, random, greedy)
+    actions = torch.where(explore, random, greedy)
+    uniform = epsilon / avail.sum(-1).clamp(min=1)
+    return actions, uniform + (1.0 - epsilon) * (actions == greedy)
 
 
 def masked_policy(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
@@ -42,17 +45,20 @@ def masked_policy(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
 
 def sample_policy(
     logits: torch.Tensor, avail: torch.Tensor, epsilon: float, generator: torch.Generator
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Actions drawn from (1 - epsilon) softmax(logits over available actions) + epsilon uniform
-    over them (COMA's annealed floor); logits, avail [E,N,A] -> [E,N]. Greedy at epsilon 0 (tests)."""
+    over them (COMA's annealed floor); logits, avail [E,N,A] -> actions [E,N] and their
+    probabilities [E,N]. Greedy at epsilon 0 (tests)."""
     if epsilon <= 0.0:
-        return greedy_actions(logits, avail)
+        greedy = greedy_actions(logits, avail)
+        return greedy, torch.ones(greedy.shape)
     none = ~avail.any(-1, keepdim=True)
     allowed = avail | (none & (torch.arange(avail.shape[-1]) == 0))  # no action available: action 0
     pi = masked_policy(logits, allowed)
     probs = (1.0 - epsilon) * pi + epsilon * allowed / allowed.sum(-1, keepdim=True)
     flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
-    return flat.view(probs.shape[:-1])
+    actions = flat.view(probs.shape[:-1])
+    return actions, probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
 
 class EpsilonSchedule:

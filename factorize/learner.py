@@ -165,6 +165,8 @@ class Learner(nn.Module):
             reward_scale=lc.reward_scale,
             real=real,
             packed=packed,
+            td_lambda=lc.td_lambda,
+            lambda_kind=lc.lambda_kind,
         )
 
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
@@ -214,7 +216,7 @@ class Learner(nn.Module):
         """
         agent_qs, features = self._agent_values(self.agent, EpisodeBatch(
             obs=obs, state=state.view(1, 1, -1), avail=torch.ones(1), actions=actions,
-            reward=torch.zeros(1), terminated=torch.zeros(1), mask=torch.zeros(1),
+            reward=torch.zeros(1), terminated=torch.zeros(1), mask=torch.zeros(1), behaviour=torch.zeros(1),
         ))
         J = joint.shape[0]
         qs_now = agent_qs[0, -1].expand(J, -1, -1)

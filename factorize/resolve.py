@@ -144,16 +144,18 @@ def build_config(
     overrides = dict(overrides or {})
     cfg = RunConfig()
     spec = get_algorithm(algo)
-    cfg.algo.name = spec.name
+    set_field(cfg, "algo.name", spec.name)
     set_field(cfg, "env.name", env)
     apply_overrides(cfg, spec.defaults)
-    apply_overrides(cfg, env_defaults(env))
+    # an env's or a preset's mixer settings apply to the mixers that have them (QMIX's widths
+    # in `preset=pymarl` do not stop it applying to VDN); the user's own keys must fit the method
+    apply_overrides(cfg, env_defaults(env), where_present=True)
     preset = overrides.pop("preset", None)
     if preset is not None:
         if not isinstance(preset, str) or preset not in PRESETS:
             raise ConfigError(f"preset: {preset!r} is not one of {', '.join(PRESETS)}")
         cfg.preset = preset
-        apply_overrides(cfg, PRESETS[preset])
+        apply_overrides(cfg, PRESETS[preset], where_present=True)
     if "algo.name" in overrides and overrides["algo.name"] != spec.name:
         raise ConfigError("algo.name: set the method with --algo")
     apply_overrides(cfg, overrides)
@@ -180,6 +182,12 @@ def check_registered(cfg: RunConfig) -> None:
     if not spec.distributional and cfg.agent.n_quantiles != 1:
         raise ConfigError(f"agent.n_quantiles: {spec.name} learns action values, so 1; only dmix learns "
                           f"quantiles, got {cfg.agent.n_quantiles}")
+    if cfg.learner.td_lambda > 0 and cfg.learner.lambda_kind not in spec.objective.lambda_kinds:
+        allowed = ", ".join(sorted(spec.objective.lambda_kinds)) or "none"
+        own = " (its critic's is algo.td_lambda)" if "td_lambda" in cfg.to_dict()["algo"] else ""
+        raise ConfigError(f"learner.td_lambda: {spec.name}{own} cannot use learner.lambda_kind="
+                          f"{cfg.learner.lambda_kind} multi-step targets; with {spec.name}: learner.td_lambda=0 "
+                          f"(lambda kinds it supports: {allowed})")
     if cfg.mixer.name is not None and cfg.mixer.name not in MIXERS:
         raise ConfigError(f"mixer.name: {cfg.mixer.name!r} is not one of none, {', '.join(MIXERS)}")
     if cfg.preset is not None and cfg.preset not in PRESETS:

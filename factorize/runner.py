@@ -21,8 +21,9 @@ from factorize.networks import AgentNetwork
 if TYPE_CHECKING:
     from factorize.config import RunConfig
 
-ActionChooser = Callable[[torch.Tensor, torch.Tensor, float, torch.Generator], torch.Tensor]
-"""(outputs [E,N,A], avail [E,N,A], epsilon, generator) -> actions [E,N]."""
+ActionChooser = Callable[[torch.Tensor, torch.Tensor, float, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+"""(outputs [E,N,A], avail [E,N,A], epsilon, generator) -> actions [E,N] and the probability
+[E,N] with which each was chosen (stored as `behaviour` for off-policy corrections)."""
 
 
 @dataclass
@@ -89,10 +90,11 @@ class Runner:
         hidden = None
         for t in range(T):
             qs, hidden = act(self.agent, batch.obs[:, t], last_actions, hidden)
-            actions = self.choose(qs, batch.avail[:, t], epsilon, self.generator)
+            actions, probs = self.choose(qs, batch.avail[:, t], epsilon, self.generator)
             obs, state, avail, reward, terminated, truncated, step_won = self.env.step(actions.numpy(), active)
             act_t = torch.from_numpy(active)
             batch.actions[:, t] = torch.where(act_t.unsqueeze(-1), actions, 0).to(batch.actions.dtype)
+            batch.behaviour[:, t] = torch.where(act_t.unsqueeze(-1), probs, 0.0)
             batch.obs[:, t + 1] = torch.from_numpy(obs)
             batch.state[:, t + 1] = torch.from_numpy(state)
             batch.avail[:, t + 1] = torch.from_numpy(avail)
@@ -179,12 +181,13 @@ class StreamingRunner:
         """One step of every live env; returns the envs whose episode ended [E] (bool)."""
         live = self.live
         qs, self.hidden = act(self.agent, self.obs, self.last_actions, self.hidden)
-        actions = self.choose(qs, self.avail, epsilon, self.generator)
+        actions, probs = self.choose(qs, self.avail, epsilon, self.generator)
         out = self.env.step(actions.numpy(), live)
         e = torch.from_numpy(np.flatnonzero(live))
         t = torch.from_numpy(self.t[live])
         w = self.work
         w.actions[e, t] = actions[e].to(w.actions.dtype)
+        w.behaviour[e, t] = probs[e]
         w.obs[e, t + 1] = torch.from_numpy(out.obs[live])
         w.state[e, t + 1] = torch.from_numpy(out.state[live])
         w.avail[e, t + 1] = torch.from_numpy(out.avail[live])

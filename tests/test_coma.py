@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from factorize.algorithms.coma import COMACritic, counterfactual_advantage, lambda_returns, masked_policy
+from factorize.algorithms.coma import COMACritic, counterfactual_advantage, masked_policy
+from factorize.algorithms.returns import lambda_returns
 from factorize.buffer import EpisodeBuffer
 from factorize.envs.base import EnvInfo
 from factorize.exploration import sample_policy
@@ -83,12 +84,13 @@ def test_policy_sampling_follows_the_floored_softmax_over_available_actions() ->
     logits = torch.tensor([[[2.0, 0.0, -1.0, 5.0]]]).expand(20_000, 1, 4)
     avail = torch.tensor([[[True, True, True, False]]]).expand(20_000, 1, 4)
     eps = 0.2
-    actions = sample_policy(logits, avail, eps, torch.Generator().manual_seed(0))
+    actions, probs = sample_policy(logits, avail, eps, torch.Generator().manual_seed(0))
     counts = torch.bincount(actions.flatten(), minlength=4).float() / 20_000
     pi = masked_policy(logits[0, 0], avail[0, 0])
     expected = (1 - eps) * pi + eps * avail[0, 0].float() / 3
     assert counts[3] == 0 and torch.allclose(counts, expected, atol=0.01), (counts, expected)
-    assert (sample_policy(logits, avail, 0.0, torch.Generator()) == 0).all()  # greedy in tests
+    torch.testing.assert_close(probs, expected[actions])  # each action's recorded probability
+    assert (sample_policy(logits, avail, 0.0, torch.Generator())[0] == 0).all()  # greedy in tests
 
 
 def test_the_critic_values_each_agents_actions_with_the_others_fixed() -> None:

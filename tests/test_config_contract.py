@@ -12,14 +12,24 @@ import pytest
 import torch
 
 from factorize.cli import main
-from factorize.config import RunConfig, config_from_dict, describe_keys, load_yaml, parse_value, set_field
+from factorize.config import (
+    RunConfig,
+    check_key,
+    config_from_dict,
+    describe_keys,
+    load_yaml,
+    parse_value,
+    registered_options,
+    set_field,
+)
 from factorize.errors import ConfigError
 from factorize.experiments.spec import load_spec_file
 from factorize.resolve import PRESETS, build_config
 
 
 def _leaf_keys(cls: type = RunConfig, path: str = "") -> list[str]:
-    """Every settable dotted key, walked independently of `describe_keys`."""
+    """Every settable dotted key, walked independently of `describe_keys`: the fixed sections'
+    fields and every registered mixer's and method's own options."""
     out: list[str] = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -27,6 +37,10 @@ def _leaf_keys(cls: type = RunConfig, path: str = "") -> list[str]:
             out += _leaf_keys(hints[f.name], f"{path}{f.name}.")
         else:
             out.append(f"{path}{f.name}")
+    if cls is RunConfig:
+        for section in ("mixer", "algo"):
+            for options in registered_options(section).values():
+                out += [k for k in _leaf_keys(options, f"{section}.") if k not in out]
     return out
 
 
@@ -87,7 +101,8 @@ def test_scientific_notation_reads_as_a_number_everywhere(tmp_path: Path, text: 
 
 
 def test_an_old_config_with_a_retired_key_still_loads() -> None:
-    assert config_from_dict({"mixer": {"attend_embed": 32, "embed_dim": 16}}).mixer.embed_dim == 16
+    cfg = config_from_dict({"mixer": {"name": "qmix", "attend_embed": 32, "embed_dim": 16}})
+    assert cfg.to_dict()["mixer"]["embed_dim"] == 16
 
 
 # -- keys discoverable from the CLI ----------------------------------------------------------
@@ -99,7 +114,10 @@ def test_every_key_is_listed_with_a_type_default_and_doc() -> None:
     assert not undocumented, undocumented
     cfg = RunConfig()
     for key, doc in listed.items():  # every listed default is accepted back as an override
-        set_field(cfg, key, doc.default)
+        if key.split(".")[0] in ("mixer", "algo") and not key.endswith(".name"):
+            check_key(key, doc.default)  # a mixer's or method's own option: checked against its owner
+        else:
+            set_field(cfg, key, doc.default)
     assert cfg == RunConfig()
 
 

@@ -55,17 +55,22 @@ def test_epsilon_greedy_respects_available_actions() -> None:
     avail = torch.rand(64, 3, 4) > 0.5
     avail[..., 2] = True
     for eps in (0.0, 0.5, 1.0):
-        a = select_actions(qs, avail, eps, gen)
+        a, mu = select_actions(qs, avail, eps, gen)
         assert avail.gather(-1, a.unsqueeze(-1)).all()
-    greedy = select_actions(qs, avail, 0.0, gen)
+        # the recorded behaviour probability is the epsilon-greedy formula's
+        n = avail.sum(-1)
+        expected = eps / n + (1 - eps) * (a == greedy_actions(qs, avail))
+        torch.testing.assert_close(mu, expected.float())
+    greedy, mu = select_actions(qs, avail, 0.0, gen)
     torch.testing.assert_close(greedy, greedy_actions(qs, avail))
+    assert (mu == 1).all()
 
 
 def test_uniform_exploration_covers_every_available_action() -> None:
     gen = torch.Generator().manual_seed(1)
     qs = torch.zeros(2000, 1, 4)
     avail = torch.tensor([True, False, True, True]).expand(2000, 1, 4)
-    counts = np.bincount(select_actions(qs, avail, 1.0, gen).flatten().numpy(), minlength=4)
+    counts = np.bincount(select_actions(qs, avail, 1.0, gen)[0].flatten().numpy(), minlength=4)
     assert counts[1] == 0 and counts[[0, 2, 3]].min() > 550
 
 

@@ -53,7 +53,8 @@ def _coin_flip_batch(size: int, gen: torch.Generator) -> EpisodeBatch:
     reward = (torch.rand(size, 1, generator=gen) < 0.5).float() * 10
     return EpisodeBatch(obs=torch.ones(size, 2, 2, 1), state=torch.ones(size, 2, 1),
                         avail=torch.ones(size, 2, 2, 2, dtype=torch.bool), actions=actions, reward=reward,
-                        terminated=torch.ones(size, 1, dtype=torch.bool), mask=torch.ones(size, 1, dtype=torch.bool))
+                        terminated=torch.ones(size, 1, dtype=torch.bool), mask=torch.ones(size, 1, dtype=torch.bool),
+                        behaviour=torch.ones(size, 1, 2))
 
 
 def test_dmix_learns_a_two_point_return_distribution() -> None:

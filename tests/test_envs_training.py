@@ -12,9 +12,11 @@ from factorize.train import train
 
 TINY = {
     "runner.n_envs": 2, "runner.test_episodes": 2, "runner.eval_interval": 100, "runner.log_interval": 100,
-    "learner.batch_size": 4, "learner.buffer_size": 16, "agent.hidden_dim": 16, "mixer.embed_dim": 8,
-    "mixer.hypernet_embed": 16, "explore.anneal_steps": 200,
+    "learner.batch_size": 4, "learner.buffer_size": 16, "agent.hidden_dim": 16, "explore.anneal_steps": 200,
 }
+SMALL_MIXER = {"qmix": {"mixer.embed_dim": 8, "mixer.hypernet_embed": 16}, "dmix": {"mixer.embed_dim": 8},
+               "qatten": {"mixer.attention_embed": 8, "mixer.hypernet_embed": 16}, "coma": {"algo.critic_hidden": 16}}
+"""Each method's own options, made small (an option a method lacks would exit 2)."""
 
 CASES = [
     ("mpe:simple_spread_v3", {}, "mpe2", 300),
@@ -27,7 +29,7 @@ CASES = [
 @pytest.mark.parametrize(("name", "extra", "package", "steps"), CASES, ids=[c[0] for c in CASES])
 def test_qmix_trains_end_to_end(tmp_path, name, extra, package, steps):
     pytest.importorskip(package)
-    cfg = build_config("qmix", name, {**TINY, **extra}, steps=steps, seed=0)
+    cfg = build_config("qmix", name, {**TINY, **SMALL_MIXER["qmix"], **extra}, steps=steps, seed=0)
     summary = train(cfg, tmp_path / "run", progress=False)
     assert summary["steps"] >= steps and summary["updates"] > 0
     assert "win rate" in summary["env_notes"]["returns"], "the run says what its figures mean"
@@ -44,6 +46,6 @@ def test_qmix_trains_end_to_end(tmp_path, name, extra, package, steps):
                           ("two_step", {}, "torch", 40)], ids=lambda c: str(c))
 def test_the_newer_methods_train_on_every_family(tmp_path, algo, name, extra, package, steps):
     pytest.importorskip(package)
-    cfg = build_config(algo, name, {**TINY, **extra}, steps=steps, seed=0)
+    cfg = build_config(algo, name, {**TINY, **SMALL_MIXER[algo], **extra}, steps=steps, seed=0)
     summary = train(cfg, tmp_path / "run", progress=False)
     assert summary["status"] == "finished" and summary["updates"] > 0

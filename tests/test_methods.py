@@ -49,7 +49,7 @@ def one_step_batch(B: int, N: int, A: int, seed: int = 0) -> EpisodeBatch:
                         avail=torch.ones(B, 2, N, A, dtype=torch.bool),
                         actions=torch.randint(0, A, (B, 1, N), generator=gen),
                         reward=torch.randn(B, 1, generator=gen) * 5, terminated=torch.ones(B, 1, dtype=torch.bool),
-                        mask=torch.ones(B, 1, dtype=torch.bool))
+                        mask=torch.ones(B, 1, dtype=torch.bool), behaviour=torch.ones(B, 1, N))
 
 
 # -- registration ----------------------------------------------------------------------------
@@ -64,9 +64,12 @@ def test_methods_are_registered_with_published_defaults(algo: str, mixer: str | 
     cfg = build_config(algo, "matrix:qtran")
     assert get_algorithm(algo).name == algo
     assert cfg.mixer.name == mixer
-    assert (cfg.algo.alpha, cfg.algo.central_loss, cfg.mixer.central_embed) == (0.1, 1.0, 256)
-    assert (cfg.algo.lambda_opt, cfg.algo.lambda_nopt, cfg.algo.qtran_variant) == (1.0, 1.0, "base")
-    assert (cfg.mixer.num_kernel, cfg.mixer.hypernet_embed) == (4, 64)
+    options = {**cfg.to_dict()["algo"], **{f"mixer.{k}": v for k, v in cfg.to_dict()["mixer"].items()}}
+    published = {"alpha": 0.1, "central_loss": 1.0, "central_embed": 256, "lambda_opt": 1.0, "lambda_nopt": 1.0,
+                 "qtran_variant": "base", "mixer.num_kernel": 4, "mixer.hypernet_embed": 64,
+                 "mixer.embed_dim": 32, "td_lambda": 0.8, "mixer.heads": 4}
+    assert {k: v for k, v in options.items() if k in published} == {k: v for k, v in published.items()
+                                                                      if k in options}
 
 
 def test_list_algos_shows_the_new_methods(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,10 +78,11 @@ def test_list_algos_shows_the_new_methods(capsys: pytest.CaptureFixture[str]) ->
     assert set(ADDED) <= names
 
 
-@pytest.mark.parametrize("key, value", [("algo.alpha", 1.5), ("algo.lambda_nopt", -1), ("mixer.num_kernel", 0)])
-def test_bad_method_settings_name_the_field(key: str, value: Any) -> None:
+@pytest.mark.parametrize("algo, key, value", [("ow_qmix", "algo.alpha", 1.5), ("qtran", "algo.lambda_nopt", -1),
+                                             ("qplex", "mixer.num_kernel", 0)])
+def test_bad_method_settings_name_the_field(algo: str, key: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=key):
-        build_config("qplex", "matrix:qtran", {key: value})
+        build_config(algo, "matrix:qtran", {key: value})
 
 
 # -- QTRAN loss pieces ----------------------------------------------------------------------
@@ -308,7 +312,8 @@ def padded_batch(info, lengths: list[int], seed: int = 0) -> EpisodeBatch:
                         state=torch.randn(B, T + 1, info.state_dim, generator=gen) * live[..., None],
                         avail=avail, actions=actions * mask[..., None],
                         reward=torch.randn(B, T, generator=gen) * mask,
-                        terminated=torch.nn.functional.one_hot(torch.tensor(lengths) - 1, T).bool(), mask=mask)
+                        terminated=torch.nn.functional.one_hot(torch.tensor(lengths) - 1, T).bool(), mask=mask,
+                        behaviour=torch.rand(B, T, N, generator=gen) * mask[..., None])
 
 
 @pytest.mark.parametrize("algo", ["iql", "vdn", "qmix", *ADDED])

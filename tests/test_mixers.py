@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from factorize.config import MixerConfig
 from factorize.envs.base import EnvInfo
-from factorize.mixers import QMixer, VDNMixer, build_mixer
+from factorize.mixers import QMixConfig, QMixer, VDNMixer, build_mixer
 
 
 def info(n_agents: int, state_dim: int = 5) -> EnvInfo:
@@ -28,7 +28,7 @@ def info(n_agents: int, state_dim: int = 5) -> EnvInfo:
     ],
 )
 def test_qmix_shapes(n: int, options: dict) -> None:
-    mixer = QMixer(MixerConfig(name="qmix", **options), info(n))
+    mixer = QMixer(QMixConfig(name="qmix", **options), info(n))
     out = mixer(torch.randn(4, 6, n), torch.randn(4, 6, 5))
     assert out.shape == (4, 6, 1)
 
@@ -46,7 +46,7 @@ def test_no_mixer_means_iql() -> None:
 
 def test_hypernet_false_ignores_the_state() -> None:
     torch.manual_seed(0)
-    mixer = QMixer(MixerConfig(name="qmix", hypernet=False), info(3))
+    mixer = QMixer(QMixConfig(name="qmix", hypernet=False), info(3))
     qs = torch.randn(2, 1, 3)
     a = mixer(qs, torch.randn(2, 1, 5))
     b = mixer(qs, torch.randn(2, 1, 5))
@@ -55,7 +55,7 @@ def test_hypernet_false_ignores_the_state() -> None:
 
 def test_hypernet_true_depends_on_the_state() -> None:
     torch.manual_seed(0)
-    mixer = QMixer(MixerConfig(name="qmix"), info(3))
+    mixer = QMixer(QMixConfig(name="qmix"), info(3))
     qs = torch.randn(2, 1, 3)
     assert not torch.allclose(mixer(qs, torch.randn(2, 1, 5)), mixer(qs, torch.randn(2, 1, 5)))
 
@@ -81,7 +81,7 @@ def test_qmix_is_monotonic(options: dict, n: int, seed: int, scale: float) -> No
     """dQ_tot/dq_i >= 0 for every agent, and raising any one q_i never lowers Q_tot."""
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    mixer = QMixer(MixerConfig(name="qmix", **options), info(n))
+    mixer = QMixer(QMixConfig(name="qmix", **options), info(n))
     qs = (torch.randn(16, 1, n, generator=gen) * scale).requires_grad_(True)
     state = torch.randn(16, 1, 5, generator=gen) * scale
     q_tot = mixer(qs, state)
@@ -99,14 +99,14 @@ def test_non_monotonic_mixer_can_decrease() -> None:
     violations = 0
     for seed in range(5):
         torch.manual_seed(seed)
-        mixer = QMixer(MixerConfig(name="qmix", monotonic="none"), info(3))
+        mixer = QMixer(QMixConfig(name="qmix", monotonic="none"), info(3))
         qs = torch.randn(64, 1, 3, requires_grad=True)
         (grad,) = torch.autograd.grad(mixer(qs, torch.randn(64, 1, 5)).sum(), qs)
         violations += int((grad < 0).any())
     assert violations >= 1
     # and a concrete case: raising q_i lowers Q_tot
     torch.manual_seed(0)
-    mixer = QMixer(MixerConfig(name="qmix", monotonic="none"), info(3))
+    mixer = QMixer(QMixConfig(name="qmix", monotonic="none"), info(3))
     qs = torch.randn(64, 1, 3, requires_grad=True)
     state = torch.randn(64, 1, 5)
     (grad,) = torch.autograd.grad(mixer(qs, state).sum(), qs)

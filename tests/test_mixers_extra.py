@@ -7,9 +7,9 @@ import itertools
 import pytest
 import torch
 
-from factorize.config import MixerConfig, RunConfig, apply_overrides, parse_overrides
+from factorize.config import RunConfig, apply_overrides, parse_overrides
 from factorize.envs.base import EnvInfo
-from factorize.mixers import MIXERS, MixContext, build_mixer
+from factorize.mixers import MIXERS, MixContext, QPlexConfig, QTranMixerConfig, build_mixer
 from factorize.mixers.base import mix
 from factorize.mixers.layers import HeadsMLP, mlp
 from factorize.mixers.qplex import QPlexMixer
@@ -70,7 +70,7 @@ def test_qtran_mixer_needs_the_feature_width() -> None:
     from factorize.errors import ConfigError
 
     with pytest.raises(ConfigError, match="mixer.name"):
-        build_mixer(MixerConfig(name="qtran"), info(2))
+        build_mixer(QTranMixerConfig(name="qtran"), info(2))
 
 
 def _qtran_ctx(x: dict[str, torch.Tensor]) -> MixContext:
@@ -80,7 +80,7 @@ def _qtran_ctx(x: dict[str, torch.Tensor]) -> MixContext:
 
 def test_qtran_joint_value_is_permutation_invariant_and_action_dependent() -> None:
     torch.manual_seed(0)
-    mixer = QTranMixer(MixerConfig(), info(3), feature_dim=H)
+    mixer = QTranMixer(QTranMixerConfig(), info(3), feature_dim=H)
     x = batch(3, torch.Generator().manual_seed(1))
     q = mixer(x["qs"], x["state"], _qtran_ctx(x))
     perm = torch.tensor([2, 0, 1])
@@ -93,7 +93,7 @@ def test_qtran_joint_value_is_permutation_invariant_and_action_dependent() -> No
 
 def test_qtran_broadcasts_a_history_over_counterfactual_actions() -> None:
     torch.manual_seed(0)
-    mixer = QTranMixer(MixerConfig(), info(2), feature_dim=H)
+    mixer = QTranMixer(QTranMixerConfig(), info(2), feature_dim=H)
     x = batch(2, torch.Generator().manual_seed(2))
     onehot = torch.nn.functional.one_hot(x["actions"], A).float()
     many = onehot[:, :, None].expand(B, T, 7, 2, A)
@@ -111,12 +111,12 @@ def _qplex_ctx(x: dict[str, torch.Tensor]) -> MixContext:
 @pytest.mark.parametrize("n", [2, 3, 8])
 def test_qplex_attention_weights_are_positive(n: int) -> None:
     torch.manual_seed(n)
-    mixer = QPlexMixer(MixerConfig(), info(n))
+    mixer = QPlexMixer(QPlexConfig(), info(n))
     x = batch(n, torch.Generator().manual_seed(n))
     for scale in (1.0, 100.0):
         onehot = torch.nn.functional.one_hot(x["actions"], A).float()
         heads = mixer.attention.heads(x["state"] * scale, onehot)
-        assert heads.shape == (MixerConfig().num_kernel, B, T, n)
+        assert heads.shape == (QPlexConfig().num_kernel, B, T, n)
         assert (heads > 0).all()
         assert (mixer.attention(x["state"] * scale, onehot) > 0).all()
 
@@ -126,7 +126,7 @@ def test_qplex_greedy_joint_action_is_the_agents_greedy_actions() -> None:
     n = 3
     for seed in range(5):
         torch.manual_seed(seed)
-        mixer = QPlexMixer(MixerConfig(), info(n))
+        mixer = QPlexMixer(QPlexConfig(), info(n))
         agent_qs = torch.randn(n, A)
         state = torch.randn(S)
         joint = torch.tensor(list(itertools.product(range(A), repeat=n)))
@@ -141,7 +141,7 @@ def test_qplex_greedy_joint_action_is_the_agents_greedy_actions() -> None:
 def test_qplex_advantage_term_does_not_train_the_utilities() -> None:
     """The stop-gradient of the authors' code: dQ_tot/dQ_i is just the positive weight w_i(s)."""
     torch.manual_seed(0)
-    mixer = QPlexMixer(MixerConfig(), info(3))
+    mixer = QPlexMixer(QPlexConfig(), info(3))
     x = batch(3, torch.Generator().manual_seed(3))
     qs = x["qs"].clone().requires_grad_(True)
     mixer(qs, x["state"], _qplex_ctx(x)).sum().backward()
@@ -153,7 +153,7 @@ def test_qplex_advantage_term_does_not_train_the_utilities() -> None:
 
 def test_qplex_equals_the_sum_of_transformed_utilities_at_the_greedy_action() -> None:
     torch.manual_seed(0)
-    mixer = QPlexMixer(MixerConfig(), info(2))
+    mixer = QPlexMixer(QPlexConfig(), info(2))
     x = batch(2, torch.Generator().manual_seed(4))
     greedy = x["agent_qs"].argmax(-1)
     x = dict(x, actions=greedy, qs=x["agent_qs"].max(-1).values)

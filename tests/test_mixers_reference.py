@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from factorize.config import MixerConfig
 from factorize.envs.base import EnvInfo
+from factorize.mixers import QMixConfig
 from factorize.mixers.qmix import QMixer
 
 B, T, N, S, E, H = 4, 5, 3, 7, 8, 16
@@ -90,7 +90,7 @@ def copy_weights(fast: QMixer, ref: TextbookQMixer) -> None:
 
 def _pair(layers: int, monotonic: str = "abs") -> tuple[QMixer, TextbookQMixer]:
     torch.manual_seed(layers)
-    cfg = MixerConfig(name="qmix", embed_dim=E, hypernet_layers=layers, hypernet_embed=H, monotonic=monotonic)  # type: ignore[arg-type]
+    cfg = QMixConfig(name="qmix", embed_dim=E, hypernet_layers=layers, hypernet_embed=H, monotonic=monotonic)  # type: ignore[arg-type]
     fast = QMixer(cfg, EnvInfo(n_agents=N, n_actions=2, obs_dim=2, state_dim=S, episode_limit=T)).double()
     ref = TextbookQMixer(N, S, E, layers, H).double()
     copy_weights(fast, ref)

@@ -7,9 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from factorize.config import MixerConfig
 from factorize.envs.base import EnvInfo
-from factorize.mixers import MixContext, build_mixer
+from factorize.mixers import MixContext, QattenConfig, build_mixer
 from factorize.mixers.qatten import QattenMixer
 
 FEATURES = 7
@@ -20,7 +19,7 @@ def info(n: int) -> EnvInfo:
 
 
 def mixer(n: int, **options: int) -> QattenMixer:
-    built = build_mixer(MixerConfig(name="qatten", **options), info(n), feature_dim=FEATURES)
+    built = build_mixer(QattenConfig(name="qatten", **options), info(n), feature_dim=FEATURES)
     assert isinstance(built, QattenMixer)
     return built
 

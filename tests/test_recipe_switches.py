@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from factorize.config import MixerConfig
+from factorize.config import options_class
 from factorize.envs.base import EnvInfo
 from factorize.errors import ConfigError
 from factorize.experiments.rundir import RunDir
 from factorize.learner import Learner
-from factorize.mixers import build_mixer
+from factorize.mixers import QMixConfig, build_mixer
 from factorize.mixers.init import initialise
 from factorize.mixers.layers import HeadsMLP
 from factorize.resolve import PRESETS, build_config
@@ -27,7 +27,8 @@ INFO = EnvInfo(n_agents=3, n_actions=4, obs_dim=6, state_dim=12, episode_limit=5
 @pytest.mark.parametrize("name", ["qmix", "qplex", "qmix_central", "qtran"])
 def test_orthogonal_init_gives_scaled_orthonormal_blocks_and_zero_biases(name: str) -> None:
     torch.manual_seed(0)
-    mixer = build_mixer(MixerConfig(name=name, init="orthogonal", init_scale=0.001), INFO, feature_dim=8)
+    options = options_class("mixer", name)(name=name, init="orthogonal", init_scale=0.001)
+    mixer = build_mixer(options, INFO, feature_dim=8)
     assert mixer is not None
     blocks: list[torch.Tensor] = []
     for m in mixer.modules():
@@ -48,8 +49,8 @@ def test_orthogonal_init_gives_scaled_orthonormal_blocks_and_zero_biases(name: s
 def test_orthogonal_init_at_a_small_gain_starts_q_tot_flat() -> None:
     torch.manual_seed(0)
     qs, state = torch.randn(64, 5, 3) * 10, torch.randn(64, 5, 12)
-    default = build_mixer(MixerConfig(name="qmix"), INFO)
-    flat = build_mixer(MixerConfig(name="qmix", init="orthogonal", init_scale=0.001), INFO)
+    default = build_mixer(QMixConfig(name="qmix"), INFO)
+    flat = build_mixer(QMixConfig(name="qmix", init="orthogonal", init_scale=0.001), INFO)
     assert default is not None and flat is not None
     assert default(qs, state).std() > 0.1
     assert flat(qs, state).abs().max() < 1e-4
@@ -66,9 +67,9 @@ def test_xavier_init_has_xavier_spread() -> None:
 
 def test_default_init_draws_nothing() -> None:
     torch.manual_seed(0)
-    a = build_mixer(MixerConfig(name="qmix"), INFO)
+    a = build_mixer(QMixConfig(name="qmix"), INFO)
     torch.manual_seed(0)
-    b = build_mixer(MixerConfig(name="qmix", init="default", init_scale=0.5), INFO)
+    b = build_mixer(QMixConfig(name="qmix", init="default", init_scale=0.5), INFO)
     assert a is not None and b is not None
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from factorize.algorithms.coma import COMAObjective
+from factorize.algorithms.coma import COMAConfig, COMAObjective
 from factorize.algorithms.dmix import DMixObjective
 from factorize.algorithms.objective import Objective, UpdateInputs
-from factorize.algorithms.qtran import QTranObjective
+from factorize.algorithms.qtran import QTranConfig, QTranObjective
 from factorize.algorithms.td import TDObjective
-from factorize.algorithms.wqmix import CWQMixObjective, OWQMixObjective
+from factorize.algorithms.wqmix import CWQMixObjective, OWQMixObjective, WQMixConfig
+from factorize.config import AlgoConfig, register_options
 from factorize.errors import ConfigError
 
 __all__ = ["ALGORITHMS", "AlgorithmSpec", "Objective", "UpdateInputs", "get_algorithm", "register_algorithm"]
@@ -18,12 +19,14 @@ __all__ = ["ALGORITHMS", "AlgorithmSpec", "Objective", "UpdateInputs", "get_algo
 
 @dataclass(frozen=True)
 class AlgorithmSpec:
-    """`defaults` are config overrides (e.g. which mixer) that the user may override in turn."""
+    """`defaults` are config overrides (e.g. which mixer) that the user may override in turn;
+    `options` is the method's own options dataclass (`algo.<option>` keys)."""
 
     name: str
     description: str
     objective: type[Objective]
     defaults: dict[str, Any] = field(default_factory=dict)
+    options: type[AlgoConfig] = AlgoConfig
     distributional: bool = False
     """Agents output quantiles of each action's return (`agent.n_quantiles` >= 2)."""
     policy: bool = False
@@ -36,6 +39,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {}
 
 def register_algorithm(spec: AlgorithmSpec) -> AlgorithmSpec:
     ALGORITHMS[spec.name] = spec
+    register_options("algo", spec.name, spec.options)
     return spec
 
 
@@ -53,15 +57,15 @@ register_algorithm(
 )
 register_algorithm(
     AlgorithmSpec("qtran", "QTRAN-base: joint Q_jt and V(s) beside the VDN sum; L_td + L_opt + L_nopt",
-                  QTranObjective, {"mixer.name": "qtran"})
+                  QTranObjective, {"mixer.name": "qtran"}, options=QTranConfig)
 )
 register_algorithm(
     AlgorithmSpec("ow_qmix", "optimistically-weighted QMIX: weighted TD towards an unrestricted central Q*",
-                  OWQMixObjective, {"mixer.name": "qmix", "algo.alpha": 0.1})
+                  OWQMixObjective, {"mixer.name": "qmix"}, options=WQMixConfig)
 )
 register_algorithm(
     AlgorithmSpec("cw_qmix", "centrally-weighted QMIX: weighted TD towards an unrestricted central Q*",
-                  CWQMixObjective, {"mixer.name": "qmix", "algo.alpha": 0.1})
+                  CWQMixObjective, {"mixer.name": "qmix"}, options=WQMixConfig)
 )
 register_algorithm(
     AlgorithmSpec("qplex", "QPLEX: duplex dueling mixer with attention weights on the advantages",
@@ -78,7 +82,7 @@ register_algorithm(
 register_algorithm(
     AlgorithmSpec("coma", "COMA: actor-critic with a centralised critic and the counterfactual advantage; on-policy",
                   COMAObjective, {"mixer.name": "none", "explore.epsilon_start": 0.5, "explore.epsilon_finish": 0.01,
-                                  "explore.anneal_steps": 100_000}, policy=True)
+                                  "explore.anneal_steps": 100_000}, options=COMAConfig, policy=True)
 )
 
 

@@ -19,40 +19,30 @@ bootstrap from the target critic at the last state, valued at the agents' greedy
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from factorize.algorithms.objective import Objective, UpdateInputs
-from factorize.config import RunConfig
+from factorize.algorithms.returns import lambda_returns
+from factorize.config import WIDTH, AlgoConfig, RunConfig, bounded
 from factorize.envs.base import EnvInfo
 from factorize.exploration import greedy_actions, masked_policy
 from factorize.mixers.base import Mixer
 
-TD_LAMBDA = 0.8
-"""PyMARL's COMA value."""
-CRITIC_HIDDEN = 128
 
+@dataclass
+class COMAConfig(AlgoConfig):
+    """COMA's critic and actor settings (PyMARL's values by default)."""
 
-def lambda_returns(reward: Tensor, terminated: Tensor, mask: Tensor, next_values: Tensor, gamma: float,
-                   lam: float) -> Tensor:
-    """TD(lambda) returns [B,T,K], computed backwards in one pass.
-
-    reward, terminated, mask [B,T]; next_values [B,T,K]: the target value of step t+1 for each
-    step t. G_t = r_t + gamma (1 - term_t) ((1 - lam) V_{t+1} + lam G_{t+1}), where G_{t+1} is
-    V_{t+1} itself after the episode's last real step (padding), so a truncated episode
-    bootstraps and a terminated one does not.
-    """
-    T = reward.shape[1]
-    out = torch.zeros_like(next_values)
-    following = next_values[:, -1]  # G after the last step: its own bootstrap value
-    for t in reversed(range(T)):
-        boot = (1 - lam) * next_values[:, t] + lam * following
-        g = reward[:, t, None] + gamma * (~terminated[:, t, None]).to(boot.dtype) * boot
-        out[:, t] = g
-        # before step t, a step that is padding hands back its plain value
-        following = torch.where(mask[:, t, None], g, next_values[:, t - 1] if t > 0 else g)
-    return out
+    td_lambda: float = bounded(0.8, 0.0, 1.0)
+    """lambda of the critic's TD(lambda) targets."""
+    critic_hidden: int = bounded(128, *WIDTH)
+    """Width of the critic's two hidden layers."""
+    entropy: float = bounded(0.0, 0.0, float("inf"))
+    """Weight of a policy-entropy bonus in the actor loss (0: the paper's loss)."""
 
 
 def counterfactual_advantage(q_all: Tensor, pi: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
@@ -66,12 +56,12 @@ def counterfactual_advantage(q_all: Tensor, pi: Tensor, actions: Tensor) -> tupl
 class COMACritic(nn.Module):
     """Q_a(s, u_-a, .) [...,N,A] from the state [...,S] and the joint action [...,N]."""
 
-    def __init__(self, info: EnvInfo) -> None:
+    def __init__(self, info: EnvInfo, hidden: int = 128) -> None:
         super().__init__()
         N, A = info.n_agents, info.n_actions
         self.n_agents, self.n_actions = N, A
-        self.net = nn.Sequential(nn.Linear(info.state_dim + N * A + N, CRITIC_HIDDEN), nn.ReLU(),
-                                 nn.Linear(CRITIC_HIDDEN, CRITIC_HIDDEN), nn.ReLU(), nn.Linear(CRITIC_HIDDEN, A))
+        self.net = nn.Sequential(nn.Linear(info.state_dim + N * A + N, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, A))
 
     def forward(self, state: Tensor, actions: Tensor) -> Tensor:
         N, A = self.n_agents, self.n_actions
@@ -88,16 +78,18 @@ class COMAObjective(Objective):
     """Actor: - log pi_a(u_a) A_a; critic: squared error to TD(lambda) returns of the target critic."""
 
     on_policy = True
+    lambda_kinds = frozenset()  # its critic has its own TD(lambda): `algo.td_lambda`
     # as PyMARL: the critic's errors (returns of -60 on simple_spread) would otherwise dominate the
     # joint norm and clipping would all but stop the actor
     clip_per_group = True
 
     def __init__(self, cfg: RunConfig, info: EnvInfo) -> None:
         super().__init__(cfg, info)
-        self.critic = COMACritic(info)
+        self.critic = COMACritic(info, self.options(COMAConfig).critic_hidden)
 
     def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
         assert isinstance(target, COMAObjective)
+        options = self.options(COMAConfig)
         b = inputs.batch
         actions = b.actions  # [B,T,N]
         logits = inputs.agent_qs
@@ -109,7 +101,7 @@ class COMAObjective(Objective):
         with torch.no_grad():
             q_next = target.critic(b.state[:, 1:], next_actions).gather(-1, next_actions.unsqueeze(-1)).squeeze(-1)
             returns = lambda_returns(b.reward * inputs.reward_scale, b.terminated, b.mask, q_next, inputs.gamma,
-                                     TD_LAMBDA)
+                                     options.td_lambda)
         q_all = self.critic(b.state[:, :-1], actions)  # [B,T,N,A]
         taken = q_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         critic_loss = inputs.masked_mean((taken - returns) ** 2)
@@ -117,6 +109,9 @@ class COMAObjective(Objective):
         advantage, _ = counterfactual_advantage(q_all.detach(), pi.detach(), actions)
         log_pi = torch.log(pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1).clamp(min=1e-10))
         actor_loss = -inputs.masked_mean(log_pi * advantage)
+        if options.entropy > 0:
+            entropy = -(pi * torch.log(pi.clamp(min=1e-10))).sum(-1)  # [B,T,N]
+            actor_loss = actor_loss - options.entropy * inputs.masked_mean(entropy)
         return actor_loss + critic_loss, {
             "q_tot_mean": inputs.masked_mean(taken.detach()),
             "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),

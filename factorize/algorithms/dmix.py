@@ -51,6 +51,8 @@ def _taken(quantiles: Tensor, actions: Tensor) -> Tensor:
 class DMixObjective(Objective):
     """Quantile-Huber loss of the mean-shape joint distribution against its TD target."""
 
+    lambda_kinds = frozenset()  # a lambda-return of quantiles is not a distributional target
+
     def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
         assert inputs.agent_quantiles is not None and inputs.target_agent_quantiles is not None
         actions = inputs.batch.actions

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from factorize.algorithms.returns import lambda_returns, retrace_traces
 from factorize.buffer import EpisodeBatch
-from factorize.config import RunConfig
+from factorize.config import AlgoConfig, RunConfig
 from factorize.envs.base import EnvInfo
 from factorize.exploration import greedy_actions
 from factorize.mixers.base import Mixer, mix
 from factorize.networks import PackedSteps
+
+OptionsT = TypeVar("OptionsT", bound=AlgoConfig)
 
 REAL_STEPS_ONLY = True
 """Agent networks, mixers (and the networks objectives add) run on a padded batch's real steps
@@ -71,6 +74,10 @@ class UpdateInputs:
     """(episode, step) indices [M] of the real steps when the batch has padding (`real_steps`)."""
     packed: PackedSteps | None = None
     """The real (episode, step, agent) rows for agent networks, when the batch has padding."""
+    td_lambda: float = 0.0
+    """`learner.td_lambda`: 0 gives one-step targets."""
+    lambda_kind: str = "peng"
+    """`learner.lambda_kind`: peng, td or retrace (see `algorithms/returns.py`)."""
 
     def on_real_steps(self, fn: Callable[..., Tensor], *xs: Tensor | None) -> Tensor:
         """fn(*xs) for tensors xs [B,T,...] (None passes through) -> [B,T,...], computed on real
@@ -106,15 +113,31 @@ class UpdateInputs:
         """[B,T] float: 1 on real steps."""
         return self.batch.mask.to(self.chosen_qs.dtype)
 
-    def td_target(self, next_value: Tensor) -> Tensor:
-        """r + gamma * (1 - terminated) * next_value; next_value [B,T,K] -> [B,T,K].
+    def td_target(self, next_value: Tensor, taken_value: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """r + gamma * (1 - terminated) * next_value; next_value [B,T,K] -> [B,T,K]: the target
+        value of the greedy next joint action. With `learner.td_lambda` > 0, the lambda-return
+        of the kind `learner.lambda_kind` instead; `td` and `retrace` also need the target value
+        of the joint action taken next, which `taken_value(actions [B,T,N]) -> [B,T,K]` gives.
 
         Truncated episodes keep bootstrapping: only termination zeroes the future.
         """
         b = self.batch
-        reward = (b.reward * self.reward_scale).unsqueeze(-1)
-        alive = (~b.terminated).to(next_value.dtype).unsqueeze(-1)
-        return reward + self.gamma * alive * next_value
+        reward = b.reward * self.reward_scale
+        if self.td_lambda == 0.0:
+            alive = (~b.terminated).to(next_value.dtype).unsqueeze(-1)
+            return reward.unsqueeze(-1) + self.gamma * alive * next_value
+        if self.lambda_kind == "peng":
+            return lambda_returns(reward, b.terminated, b.mask, next_value, self.gamma, self.td_lambda)
+        assert taken_value is not None, f"lambda_kind={self.lambda_kind} needs the taken actions' target values"
+        with torch.no_grad():
+            # the joint action taken at t+1; past the stored steps the greedy one (its trace is 0)
+            taken = torch.cat([b.actions[:, 1:], self.next_actions[:, -1:]], dim=1)
+            taken_next = taken_value(taken)
+        if self.lambda_kind == "td":
+            return lambda_returns(reward, b.terminated, b.mask, taken_next, self.gamma, self.td_lambda)
+        behaviour = torch.cat([b.behaviour[:, 1:], torch.ones_like(b.behaviour[:, :1])], dim=1)
+        traces = retrace_traces(self.td_lambda, taken, self.next_actions, behaviour)
+        return lambda_returns(reward, b.terminated, b.mask, next_value, self.gamma, traces, taken=taken_next)
 
     def masked_mean(self, values: Tensor) -> Tensor:
         """Mean of values [B,T,K] over real steps only (padding contributes nothing)."""
@@ -136,12 +159,18 @@ class UpdateInputs:
             None if self.agent_features is None else self.agent_features[:, :-1], b.avail[:, :-1],
         )
 
-    def mix_target(self, mixer: Mixer | None) -> Tensor:
-        """Target joint value of the greedy next actions at steps 1..T (no grad)."""
+    def mix_target(self, mixer: Mixer | None, actions: Tensor | None = None) -> Tensor:
+        """Target joint value of the greedy next actions at steps 1..T (no grad); of `actions`
+        [B,T,N] instead where given (the taken ones, for `td_target`)."""
         b = self.batch
+        qs = self.target_next_qs
+        if actions is None:
+            actions = self.next_actions
+        else:
+            qs = self.target_agent_qs[:, 1:].gather(-1, actions.unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():
             return self._mix(
-                mixer, self.target_next_qs, b.state[:, 1:], self.next_actions, self.target_agent_qs[:, 1:],
+                mixer, qs, b.state[:, 1:], actions, self.target_agent_qs[:, 1:],
                 None if self.target_agent_features is None else self.target_agent_features[:, 1:],
                 b.avail[:, 1:],
             )
@@ -152,6 +181,9 @@ class Objective(nn.Module):
 
     on_policy: ClassVar[bool] = False
     """True: train on each batch of freshly collected episodes, once, instead of sampling replay."""
+    lambda_kinds: ClassVar[frozenset[str]] = frozenset({"peng", "td", "retrace"})
+    """The `learner.lambda_kind`s its targets support when `learner.td_lambda` > 0 (the
+    objective passes `td_target` the taken actions' values); empty: one-step targets only."""
     clip_per_group: ClassVar[bool] = False
     """True: clip the agents' gradients and the mixer's and objective's (e.g. an actor's and its
     critic's) each to `learner.grad_clip`, not their joint norm."""
@@ -160,6 +192,13 @@ class Objective(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.info = info
+
+    def options(self, cls: type[OptionsT]) -> OptionsT:
+        """The method's own options (`algo.*`), typed: the class its `AlgorithmSpec` registers."""
+        options = self.cfg.algo
+        if not isinstance(options, cls):
+            raise TypeError(f"{type(self).__name__} reads {cls.__name__}; the config holds {type(options).__name__}")
+        return options
 
     def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError

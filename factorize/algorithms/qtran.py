@@ -14,11 +14,15 @@ must be zero.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from factorize.algorithms.objective import Objective, UpdateInputs
+from factorize.config import AlgoConfig, bounded
 from factorize.mixers.base import MixContext, Mixer
 from factorize.mixers.qtran import QTranMixer
 
@@ -38,18 +42,31 @@ def nopt_error(q_sum: Tensor, q_jt: Tensor, v: Tensor) -> Tensor:
     return transformation_gap(q_sum, q_jt, v).clamp(max=0.0) ** 2
 
 
+@dataclass
+class QTranConfig(AlgoConfig):
+    """QTRAN's loss weights and variant (the networks' width is `mixer.qtran_embed`)."""
+
+    lambda_opt: float = bounded(1.0, 0.0, float("inf"))
+    """Weight of L_opt."""
+    lambda_nopt: float = bounded(1.0, 0.0, float("inf"))
+    """Weight of L_nopt."""
+    qtran_variant: Literal["base", "alt"] = "base"
+    """`base` (L_nopt) or `alt` (L_nopt-min, counterfactual)."""
+
+
 class QTranObjective(Objective):
     """L_td on Q_jt + lambda_opt L_opt + lambda_nopt L_nopt (or L_nopt-min for QTRAN-alt)."""
 
     def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
         mixer = inputs.mixer
         assert isinstance(mixer, QTranMixer), "qtran needs mixer.name=qtran"
-        algo = self.cfg.algo
+        algo = self.options(QTranConfig)
         b = inputs.batch
         state = b.state[:, :-1]
 
         q_jt = inputs.mix_online(mixer, inputs.chosen_qs, b.actions)
-        y = inputs.td_target(inputs.mix_target(inputs.target_mixer))
+        target_mixer = inputs.target_mixer
+        y = inputs.td_target(inputs.mix_target(target_mixer), lambda taken: inputs.mix_target(target_mixer, taken))
         td = inputs.masked_mean((q_jt - y.detach()) ** 2)
 
         v = inputs.on_real_steps(mixer.state_value, state)

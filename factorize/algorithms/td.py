@@ -12,6 +12,7 @@ class TDObjective(Objective):
 
     def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
         q_tot = inputs.mix_online(inputs.mixer, inputs.chosen_qs, inputs.batch.actions)
-        y = inputs.td_target(inputs.mix_target(inputs.target_mixer))
+        target_mixer = inputs.target_mixer
+        y = inputs.td_target(inputs.mix_target(target_mixer), lambda taken: inputs.mix_target(target_mixer, taken))
         loss = inputs.masked_mean((q_tot - y.detach()) ** 2)
         return loss, {"q_tot_mean": inputs.masked_mean(q_tot.detach())}

@@ -10,14 +10,16 @@ targets. The objective owns Q*'s networks, so the shared learner optimises and t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
 from factorize.algorithms.objective import Objective, UpdateInputs
-from factorize.config import RunConfig
+from factorize.config import WIDTH, AlgoConfig, RunConfig, bounded
 from factorize.envs.base import EnvInfo
 from factorize.mixers.init import initialise
-from factorize.mixers.qmix_central import CentralFFMixer
+from factorize.mixers.qmix_central import CentralFFMixer, CentralMixerConfig
 from factorize.networks import AgentNetwork
 
 
@@ -38,6 +40,18 @@ def gather_actions(qs: Tensor, actions: Tensor) -> Tensor:
     return qs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
 
+@dataclass
+class WQMixConfig(AlgoConfig):
+    """OW- and CW-QMIX's weighting and their central Q*."""
+
+    alpha: float = bounded(0.1, 0.0, 1.0)
+    """Weight of transitions outside the favoured set."""
+    central_loss: float = bounded(1.0, 0.0, float("inf"))
+    """Weight of the central Q*'s TD loss."""
+    central_embed: int = bounded(256, *WIDTH)
+    """Width of the central Q*'s unrestricted feed-forward mixer (`mixer.central_embed` before)."""
+
+
 class WeightedQMixObjective(Objective):
     """Weighted TD on the restricted Q_tot + `algo.central_loss` x TD on the central Q*."""
 
@@ -46,18 +60,25 @@ class WeightedQMixObjective(Objective):
     def __init__(self, cfg: RunConfig, info: EnvInfo) -> None:
         super().__init__(cfg, info)
         self.central_agent = AgentNetwork(cfg.agent, info)
-        self.central_mixer = CentralFFMixer(cfg.mixer, info)
+        options = self.options(WQMixConfig)
+        central = CentralMixerConfig(init=cfg.mixer.init, init_scale=cfg.mixer.init_scale,
+                                     central_embed=options.central_embed)
+        self.central_mixer = CentralFFMixer(central, info)
         initialise(self.central_mixer, cfg.mixer.init, cfg.mixer.init_scale)
 
     def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
         assert isinstance(target, WeightedQMixObjective)
         b = inputs.batch
-        alpha = self.cfg.algo.alpha
+        options = self.options(WQMixConfig)
+        alpha = options.alpha
         central_qs = self.central_agent(b.obs, b.actions, inputs.packed)  # [B,T+1,N,A]
         with torch.no_grad():
             target_central_qs = target.central_agent(b.obs, b.actions, inputs.packed)
-            next_central = gather_actions(target_central_qs[:, 1:], inputs.next_actions)
-            y = inputs.td_target(inputs.on_real_steps(target.central_mixer, next_central, b.state[:, 1:]))
+            def central_value(actions: Tensor) -> Tensor:  # Q* of joint actions at steps 1..T
+                qs = gather_actions(target_central_qs[:, 1:], actions)
+                return inputs.on_real_steps(target.central_mixer, qs, b.state[:, 1:])
+
+            y = inputs.td_target(central_value(inputs.next_actions), central_value)
 
         q_tot = inputs.mix_online(inputs.mixer, inputs.chosen_qs, b.actions)
         if self.weighting == "ow":
@@ -75,7 +96,7 @@ class WeightedQMixObjective(Objective):
             self.central_mixer, gather_actions(central_qs[:, :-1], b.actions), b.state[:, :-1]
         )
         central = inputs.masked_mean((q_star - y) ** 2)
-        loss = restricted + self.cfg.algo.central_loss * central
+        loss = restricted + options.central_loss * central
         return loss, {
             "q_tot_mean": inputs.masked_mean(q_tot.detach()),
             "q_star_mean": inputs.masked_mean(q_star.detach()),

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from factorize.config import RunConfig, load_yaml, parse_overrides, set_field
+from factorize.config import check_key, load_yaml, parse_overrides
 from factorize.errors import ConfigError, FactorizeError
 
 BUDGETS = ("quick", "full")
@@ -153,7 +153,6 @@ class _Checker:
             except ConfigError as exc:
                 raise self.fail(where, str(exc)) from None
         out = dict(self.mapping(where, value))
-        scratch = RunConfig()
         for key, v in out.items():
             if not isinstance(key, str):
                 raise self.fail(where, f"key {key!r} is not a string")
@@ -164,7 +163,7 @@ class _Checker:
             if key in _RESERVED:
                 raise self.fail(f"{where}.{key}", f"set by the spec's `{_RESERVED[key]}`, not an override")
             try:
-                set_field(scratch, key, v)
+                check_key(key, v)
             except ConfigError as exc:
                 raise self.fail(f"{where}.{key}", str(exc)) from None
         return out

@@ -13,13 +13,26 @@ so Q_tot is monotonic in every Q_i (the IGM property QMIX has). c(s) is a two-la
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from factorize.config import MixerConfig
+from factorize.config import WIDTH, MixerConfig, bounded
 from factorize.envs.base import EnvInfo
 from factorize.mixers.base import MixContext, Mixer
 from factorize.mixers.layers import mlp
+
+
+@dataclass
+class QattenConfig(MixerConfig):
+    """Qatten's options: the attention's shape."""
+
+    heads: int = bounded(4, 1, 256)
+    """Attention heads."""
+    attention_embed: int = bounded(32, *WIDTH)
+    """Width of each head's queries and keys (and of the state value c(s))."""
+    hypernet_embed: int = bounded(64, *WIDTH)
+    """Hidden width of the state networks giving the queries and the head weights."""
 
 
 class QattenMixer(Mixer):
@@ -27,7 +40,7 @@ class QattenMixer(Mixer):
 
     needs = frozenset({"agent_features"})
 
-    def __init__(self, cfg: MixerConfig, info: EnvInfo, feature_dim: int) -> None:
+    def __init__(self, cfg: QattenConfig, info: EnvInfo, feature_dim: int) -> None:
         super().__init__()
         S, E, H = info.state_dim, cfg.attention_embed, cfg.heads
         self.heads, self.embed = H, E

@@ -8,11 +8,14 @@ state-independent weights instead of generating them from the state).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from factorize.config import MixerConfig
+from factorize.config import WIDTH, MixerConfig, bounded
 from factorize.envs.base import EnvInfo
 from factorize.mixers.base import MixContext, Mixer
 
@@ -54,10 +57,26 @@ class _StateFree(nn.Module):
         return self.value.expand(*state.shape[:-1], -1)
 
 
+@dataclass
+class QMixConfig(MixerConfig):
+    """QMIX's options: the components its paper ablates."""
+
+    embed_dim: int = bounded(32, *WIDTH)
+    """Width of the mixing network's hidden layer."""
+    hypernet_layers: Literal[1, 2] = 2
+    """Layers of each hypernetwork (1 = linear in the state)."""
+    hypernet_embed: int = bounded(64, *WIDTH)
+    """Hidden width of two-layer hypernetworks."""
+    monotonic: Literal["abs", "softplus", "none"] = "abs"
+    """How mixing weights are kept non-negative; `none` drops monotonicity (ablation)."""
+    hypernet: bool = True
+    """False replaces the state-conditioned hypernetworks by learned state-independent weights."""
+
+
 class QMixer(Mixer):
     """Q_tot = w_f(s) . elu(w_1(s) q + b_1(s)) + V(s), with w_1, w_f >= 0."""
 
-    def __init__(self, cfg: MixerConfig, info: EnvInfo) -> None:
+    def __init__(self, cfg: QMixConfig, info: EnvInfo) -> None:
         super().__init__()
         N, S, E = info.n_agents, info.state_dim, cfg.embed_dim
         self.n_agents, self.embed_dim = N, E

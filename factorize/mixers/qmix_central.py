@@ -7,19 +7,29 @@ only supplies the targets (and, for CW-QMIX, the value of the greedy joint actio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from factorize.config import MixerConfig
+from factorize.config import WIDTH, MixerConfig, bounded
 from factorize.envs.base import EnvInfo
 from factorize.mixers.base import MixContext, Mixer
 from factorize.mixers.layers import mlp
 
 
+@dataclass
+class CentralMixerConfig(MixerConfig):
+    """The unrestricted mixer's width (WQMIX sets it from `algo.central_embed`)."""
+
+    central_embed: int = bounded(256, *WIDTH)
+    """Width of the unrestricted feed-forward mixer's layers."""
+
+
 class CentralFFMixer(Mixer):
     """Q*(s, u) = f([s, q_1..q_N]) + V(s): four layers of width `central_embed` (256)."""
 
-    def __init__(self, cfg: MixerConfig, info: EnvInfo) -> None:
+    def __init__(self, cfg: CentralMixerConfig, info: EnvInfo) -> None:
         super().__init__()
         N, S, E = info.n_agents, info.state_dim, cfg.central_embed
         self.net = mlp(S + N, E, 1, layers=4)

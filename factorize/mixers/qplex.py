@@ -16,16 +16,33 @@ so that term trains only the attention weights.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
 
-from factorize.config import MixerConfig
+from factorize.config import WIDTH, MixerConfig, bounded
 from factorize.envs.base import EnvInfo
 from factorize.mixers.base import MixContext, Mixer
 from factorize.mixers.layers import HeadsMLP, mlp
 
 EPS = 1e-10
 """Keeps weights strictly positive where abs() meets zero."""
+
+
+@dataclass
+class QPlexConfig(MixerConfig):
+    """QPLEX's options: the transformation's hypernetworks and the attention heads."""
+
+    hypernet_embed: int = bounded(64, *WIDTH)
+    """Hidden width of the state networks of the positive affine transformation."""
+    num_kernel: int = bounded(4, 1, 256)
+    """Attention heads producing lambda_i(s, u)."""
+    adv_hypernet_layers: Literal[1, 2, 3] = 3
+    """Layers of each attention head's networks."""
+    adv_hypernet_embed: int = bounded(64, *WIDTH)
+    """Hidden width of the attention heads' networks."""
 
 
 class DuplexAttention(nn.Module):
@@ -35,7 +52,7 @@ class DuplexAttention(nn.Module):
     `adv_hypernet_embed` wide), as the authors' `DMAQ_SI_Weight`, evaluated batched.
     """
 
-    def __init__(self, cfg: MixerConfig, info: EnvInfo) -> None:
+    def __init__(self, cfg: QPlexConfig, info: EnvInfo) -> None:
         super().__init__()
         N, A, S = info.n_agents, info.n_actions, info.state_dim
         L, E, K = cfg.adv_hypernet_layers, cfg.adv_hypernet_embed, cfg.num_kernel
@@ -59,7 +76,7 @@ class QPlexMixer(Mixer):
 
     needs = frozenset({"actions_onehot", "max_qs"})
 
-    def __init__(self, cfg: MixerConfig, info: EnvInfo) -> None:
+    def __init__(self, cfg: QPlexConfig, info: EnvInfo) -> None:
         super().__init__()
         N, S, H = info.n_agents, info.state_dim, cfg.hypernet_embed
         self.weight = mlp(S, H, N, layers=2)

@@ -9,13 +9,23 @@ objective, which ties the three together with L_td, L_opt and L_nopt.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from factorize.config import MixerConfig
+from factorize.config import WIDTH, MixerConfig, bounded
 from factorize.envs.base import EnvInfo
 from factorize.mixers.base import MixContext, Mixer
 from factorize.mixers.layers import mlp
+
+
+@dataclass
+class QTranMixerConfig(MixerConfig):
+    """QTRAN's network width (its loss weights are the method's: `algo.lambda_*`)."""
+
+    qtran_embed: int = bounded(64, *WIDTH)
+    """Width of the joint action-value and state-value networks."""
 
 
 class QTranMixer(Mixer):
@@ -23,7 +33,7 @@ class QTranMixer(Mixer):
 
     needs = frozenset({"actions_onehot", "agent_features"})
 
-    def __init__(self, cfg: MixerConfig, info: EnvInfo, feature_dim: int) -> None:
+    def __init__(self, cfg: QTranMixerConfig, info: EnvInfo, feature_dim: int) -> None:
         super().__init__()
         S, A, E = info.state_dim, info.n_actions, cfg.qtran_embed
         enc = feature_dim + A
