@@ -82,6 +82,9 @@ class MixerConfig:
     torch's default, orthogonal (JaxMARL) or Xavier-uniform weights with zero biases."""
     init_scale: float = bounded(1.0, 1e-12, math.inf)
     """Gain of `orthogonal` / `xavier` initialisation (JaxMARL's QMIX uses 0.001: Q_tot starts flat)."""
+    final_bias_init: float | None = None
+    """Initial bias of the state value V(s) that Q_tot adds (the design card's b2): start Q_tot
+    near a chosen value, e.g. the expected return. None keeps the initialisation's."""
 
 
 @dataclass
@@ -125,17 +128,22 @@ class LearnerConfig:
     `td`: from the action taken next (on-policy TD(lambda)); `retrace`: the greedy value with traces
     cut by lambda min(1, pi/mu), mu recorded at collection."""
     reward_scale: float = 1.0
-    """Multiplier on the team reward the learner sees."""
+    """Multiplier on the team reward the learner sees (after `reward_norm`)."""
+    reward_norm: Literal["none", "standardise", "clip"] = "none"
+    """The learner's view of the team reward: `standardise` by the running mean and std of all
+    rewards collected (EPyMARL's standardise_rewards), or `clip` to [-1, 1]."""
     updates_per_step: float | None = None
     """Updates per environment step; None means one update per collected episode (PyMARL)."""
 
 
 @dataclass
 class ExploreConfig:
-    """Epsilon-greedy exploration over available actions."""
+    """Exploration in training rollouts (tests are greedy)."""
 
+    kind: Literal["epsilon", "boltzmann"] = "epsilon"
+    """Epsilon-greedy over available actions, or Boltzmann: softmax(Q / temperature) over them."""
     schedule: Literal["linear", "exp", "fixed"] = "linear"
-    """How epsilon moves from start to finish; `fixed` stays at epsilon_start."""
+    """How epsilon (or the temperature) moves from start to finish; `fixed` stays at the start."""
     epsilon_start: float = 1.0
     """Epsilon at step 0 (1 with `fixed` gives uniform random data)."""
     epsilon_finish: float = 0.05
@@ -144,6 +152,20 @@ class ExploreConfig:
     """Env steps over which `linear` goes from start to finish."""
     decay: float = 0.995
     """Per-episode multiplier of `exp` (the QMIX design card)."""
+    temperature_start: float = bounded(1.0, 1e-6, math.inf)
+    """Boltzmann temperature at step 0."""
+    temperature_finish: float = bounded(0.05, 1e-6, math.inf)
+    """Boltzmann temperature after annealing."""
+    bonus: Literal["none", "count"] = "none"
+    """`count`: a UCB-style bonus bonus_beta / sqrt(n + 1) on each action value at selection,
+    n counted over SimHash-ed (observation, action) pairs of training rollouts."""
+    bonus_beta: float = bounded(0.1, 0.0, math.inf)
+    """Scale of the count bonus."""
+    intrinsic: Literal["none", "rnd"] = "none"
+    """`rnd`: random network distillation's novelty of the next global state, added to the team
+    reward the learner sees (the predictor trains alongside and is checkpointed)."""
+    intrinsic_beta: float = bounded(0.1, 0.0, math.inf)
+    """Scale of the intrinsic reward."""
 
 
 @dataclass

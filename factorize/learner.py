@@ -10,6 +10,7 @@ then asks the objective for a loss, clips gradients, steps the optimiser and upd
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import torch
@@ -20,10 +21,12 @@ from factorize.algorithms.objective import Objective, UpdateInputs, real_steps
 from factorize.buffer import EpisodeBatch
 from factorize.config import RunConfig
 from factorize.envs.base import EnvInfo
-from factorize.exploration import greedy_actions
+from factorize.exploration import CountBonus, greedy_actions
+from factorize.intrinsic import RandomNetworkDistillation
 from factorize.mixers import build_mixer
 from factorize.networks import AgentNetwork, PackedSteps
 from factorize.optim import clip_grad_norm, optimizer_step
+from factorize.reward_norm import RewardNormaliser
 
 
 class DivergedError(RuntimeError):
@@ -44,6 +47,11 @@ class Learner(nn.Module):
         self.mixer = build_mixer(cfg.mixer, info, feature_dim=cfg.agent.hidden_dim)
         self.objective: Objective = spec.objective(cfg, info)
         lc = cfg.learner
+        # state that training builds up and checkpoints carry: reward statistics, visit counts
+        self.reward_norm = RewardNormaliser(lc.reward_norm)
+        self.count_bonus = (CountBonus(info.obs_dim, info.n_actions, cfg.explore.bonus_beta, cfg.seed)
+                            if cfg.explore.bonus == "count" else None)
+        self.rnd = RandomNetworkDistillation(info.state_dim) if cfg.explore.intrinsic == "rnd" else None
         self.use_targets = lc.target_update != "none"
         if self.use_targets:
             self.target_agent = copy.deepcopy(self.agent).requires_grad_(False)
@@ -60,6 +68,7 @@ class Learner(nn.Module):
         if self.use_targets:
             target: list[Tensor] = [p for m in self._target_modules() for p in m.parameters()]
             self._target_pairs = (self._params, target)
+        self._rnd_params = [] if self.rnd is None else list(self.rnd.predictor.parameters())
 
     # -- construction -----------------------------------------------------------------------
 
@@ -75,6 +84,8 @@ class Learner(nn.Module):
         groups = [{"params": list(self.agent.parameters()), "lr": lc.lr}]
         if mixing:
             groups.append({"params": mixing, "lr": lc.mixer_lr if lc.mixer_lr is not None else lc.lr})
+        if self.rnd is not None:
+            groups.append({"params": list(self.rnd.predictor.parameters()), "lr": lc.lr})
         # foreach kernels: one call per step for all parameter tensors instead of one per tensor
         if lc.optimizer == "adam":
             return torch.optim.Adam(groups, eps=lc.optim_eps, fused=True)
@@ -169,21 +180,37 @@ class Learner(nn.Module):
             lambda_kind=lc.lambda_kind,
         )
 
+    def observe(self, batch: EpisodeBatch) -> None:
+        """Freshly collected episodes: what statistics over the reward stream need (`reward_norm`)."""
+        self.reward_norm.observe(batch.reward, batch.mask)
+
     def update(self, batch: EpisodeBatch) -> dict[str, float]:
         """One gradient step on a sampled batch; returns loss, grad norm and method stats."""
-        inputs = self.inputs(batch.to(self.device))
+        batch = batch.to(self.device)
+        if self.cfg.learner.reward_norm != "none":
+            batch = dataclasses.replace(batch, reward=self.reward_norm(batch.reward))
+        novelty_loss = None
+        if self.rnd is not None:  # the next state's novelty joins the reward; the predictor learns it
+            novelty = self.rnd.error(batch.state[:, 1:]) * batch.mask  # [B,T]
+            bonus = self.cfg.explore.intrinsic_beta * novelty.detach()
+            batch = dataclasses.replace(batch, reward=batch.reward + bonus)
+            novelty_loss = novelty.sum() / batch.mask.sum().clamp(min=1)
+        inputs = self.inputs(batch)
         target_obj = self.target_objective if self.use_targets else self.objective
         loss, stats = self.objective.loss(inputs, target_obj)
-        for p in self._params:  # optimizer.zero_grad(set_to_none=True) without its profiler hooks
+        for p in self._params + self._rnd_params:  # zero_grad(set_to_none=True) without its hooks
             p.grad = None
-        loss.backward()
+        (loss if novelty_loss is None else loss + novelty_loss).backward()
         clip = self.cfg.learner.grad_clip
         limit = clip if clip is not None else math.inf
         if self.objective.clip_per_group:  # actor and critic each clipped to the limit
-            norms = [clip_grad_norm(group["params"], limit) for group in self.optimizer.param_groups]
+            norms = [clip_grad_norm(group["params"], limit) for group in self.optimizer.param_groups[:2]]
             grad_norm = torch.linalg.vector_norm(torch.stack(norms))
         else:
             grad_norm = clip_grad_norm(self._params, limit)
+        if novelty_loss is not None:  # clipped on its own: the predictor's scale is not the agents'
+            clip_grad_norm(self._rnd_params, limit)
+            stats = {**stats, "intrinsic_reward": bonus.sum() / batch.mask.sum().clamp(min=1)}
         # checked before stepping, so the networks keep their last finite values
         if not torch.isfinite(loss.detach() + grad_norm):
             raise DivergedError(

@@ -171,7 +171,7 @@ def build_config(
 def check_registered(cfg: RunConfig) -> None:
     """Names that only the registries know: caught here, before any run directory exists."""
     from factorize.algorithms import get_algorithm
-    from factorize.mixers import MIXERS
+    from factorize.mixers import MIXERS, check_final_bias
 
     spec = get_algorithm(cfg.algo.name)
     if spec.distributional and cfg.agent.n_quantiles < 2:
@@ -188,8 +188,15 @@ def check_registered(cfg: RunConfig) -> None:
         raise ConfigError(f"learner.td_lambda: {spec.name}{own} cannot use learner.lambda_kind="
                           f"{cfg.learner.lambda_kind} multi-step targets; with {spec.name}: learner.td_lambda=0 "
                           f"(lambda kinds it supports: {allowed})")
+    if spec.policy and (cfg.explore.kind != "epsilon" or cfg.explore.bonus != "none"):
+        kind = cfg.explore.kind != "epsilon"
+        key, value, allowed = ("explore.kind", cfg.explore.kind, "epsilon") if kind else \
+            ("explore.bonus", cfg.explore.bonus, "none")
+        raise ConfigError(f"{key}: {spec.name} samples its own policy, so {key}={value} does not apply; "
+                          f"allowed with {spec.name}: {allowed}")
     if cfg.mixer.name is not None and cfg.mixer.name not in MIXERS:
         raise ConfigError(f"mixer.name: {cfg.mixer.name!r} is not one of none, {', '.join(MIXERS)}")
+    check_final_bias(cfg.mixer)
     if cfg.preset is not None and cfg.preset not in PRESETS:
         raise ConfigError(f"preset: {cfg.preset!r} is not one of {', '.join(PRESETS)}")
     check_device(cfg.device)

@@ -14,16 +14,18 @@ import numpy as np
 import torch
 
 from factorize.buffer import EpisodeBatch
+from factorize.config import ExploreConfig
 from factorize.envs.vec import BatchedEnv
-from factorize.exploration import select_actions
+from factorize.exploration import make_chooser
 from factorize.networks import AgentNetwork
 
 if TYPE_CHECKING:
     from factorize.config import RunConfig
 
-ActionChooser = Callable[[torch.Tensor, torch.Tensor, float, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
-"""(outputs [E,N,A], avail [E,N,A], epsilon, generator) -> actions [E,N] and the probability
-[E,N] with which each was chosen (stored as `behaviour` for off-policy corrections)."""
+ActionChooser = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+"""(outputs [E,N,A], avail [E,N,A], level, generator, obs=[E,N,O]) -> actions [E,N] and the
+probability [E,N] with which each was chosen (stored as `behaviour` for off-policy corrections);
+`exploration.make_chooser` builds them."""
 
 
 @dataclass
@@ -60,13 +62,13 @@ class Runner:
     """Nothing carries over between lockstep rollouts (the `StreamingRunner` interface)."""
 
     def __init__(self, env: BatchedEnv, agent: AgentNetwork, generator: torch.Generator,
-                 choose: ActionChooser = select_actions) -> None:
+                 choose: ActionChooser | None = None) -> None:
         """`choose` turns the agents' outputs into actions: epsilon-greedy on values by default,
         `sample_policy` for a policy-gradient method's logits."""
         self.env = env
         self.agent = agent
         self.generator = generator
-        self.choose = choose
+        self.choose = choose or make_chooser(ExploreConfig(), policy=False)
 
     def collect(self, epsilon: float, drain: bool = False) -> tuple[EpisodeBatch, RolloutStats]:
         """E whole episodes (training's interface; with nothing in flight, `drain` is never needed)."""
@@ -90,7 +92,7 @@ class Runner:
         hidden = None
         for t in range(T):
             qs, hidden = act(self.agent, batch.obs[:, t], last_actions, hidden)
-            actions, probs = self.choose(qs, batch.avail[:, t], epsilon, self.generator)
+            actions, probs = self.choose(qs, batch.avail[:, t], epsilon, self.generator, obs=batch.obs[:, t])
             obs, state, avail, reward, terminated, truncated, step_won = self.env.step(actions.numpy(), active)
             act_t = torch.from_numpy(active)
             batch.actions[:, t] = torch.where(act_t.unsqueeze(-1), actions, 0).to(batch.actions.dtype)
@@ -127,13 +129,13 @@ class StreamingRunner:
     """
 
     def __init__(self, env: BatchedEnv, agent: AgentNetwork, generator: torch.Generator,
-                 choose: ActionChooser = select_actions) -> None:
+                 choose: ActionChooser | None = None) -> None:
         """`choose` turns the agents' outputs into actions: epsilon-greedy on values by default,
         `sample_policy` for a policy-gradient method's logits."""
         self.env = env
         self.agent = agent
         self.generator = generator
-        self.choose = choose
+        self.choose = choose or make_chooser(ExploreConfig(), policy=False)
         info = env.info
         E = env.n_envs
         self.work = EpisodeBatch.empty(info, E)
@@ -181,7 +183,7 @@ class StreamingRunner:
         """One step of every live env; returns the envs whose episode ended [E] (bool)."""
         live = self.live
         qs, self.hidden = act(self.agent, self.obs, self.last_actions, self.hidden)
-        actions, probs = self.choose(qs, self.avail, epsilon, self.generator)
+        actions, probs = self.choose(qs, self.avail, epsilon, self.generator, obs=self.obs)
         out = self.env.step(actions.numpy(), live)
         e = torch.from_numpy(np.flatnonzero(live))
         t = torch.from_numpy(self.t[live])

@@ -28,7 +28,7 @@ from factorize.config import RunConfig
 from factorize.envs import compiled_per_width, env_info, env_notes, make_vec_env, resolve_backend
 from factorize.errors import FactorizeError
 from factorize.experiments.rundir import RunDir
-from factorize.exploration import EpsilonSchedule, sample_policy, select_actions
+from factorize.exploration import EpsilonSchedule, make_chooser
 from factorize.learner import DivergedError, Learner
 from factorize.runner import RolloutStats, Runner, StreamingRunner
 
@@ -119,7 +119,7 @@ class Trainer:
         self.learner = Learner(cfg, self.info)
         self.buffer = EpisodeBuffer(self.info, cfg.learner.buffer_size)
         rollouts = StreamingRunner if cfg.runner.rollout == "streaming" else Runner
-        choose = sample_policy if get_algorithm(cfg.algo.name).policy else select_actions
+        choose = make_chooser(cfg.explore, get_algorithm(cfg.algo.name).policy, self.learner.count_bonus)
         self.runner: Runner | StreamingRunner = rollouts(self.env, self.learner.agent, self.gen, choose)
         self.test_runner = make_test_runner(cfg, self.learner)
         self.schedule = EpsilonSchedule(cfg.explore)
@@ -203,6 +203,7 @@ class Trainer:
         t0 = time.perf_counter()
         batch, stats = self.runner.collect(epsilon, drain=drain)
         self.buffer.insert(batch)
+        self.learner.observe(batch)
         p.rollout_s += time.perf_counter() - t0
         p.steps += stats.steps
         p.episodes += len(stats.returns)

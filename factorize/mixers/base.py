@@ -39,6 +39,11 @@ class Mixer(nn.Module):
         """qs [B,T,N] chosen agent values, state [B,T,S] -> Q_tot [B,T,1]."""
         raise NotImplementedError
 
+    def state_value_bias(self) -> Tensor | None:
+        """The bias of the state value V(s) added to Q_tot (what `mixer.final_bias_init` sets),
+        or None where the mixer has no such term."""
+        return None
+
 
 def max_over_available(agent_qs: Tensor, avail: Tensor | None) -> Tensor:
     """Each agent's max utility over its available actions [...,N].

@@ -49,6 +49,11 @@ class QattenMixer(Mixer):
         self.head_weights = mlp(S, cfg.hypernet_embed, H, layers=2)
         self.value = mlp(S, E, 1, layers=2)
 
+    def state_value_bias(self) -> Tensor:
+        last = self.value[-1]
+        assert isinstance(last, nn.Linear)
+        return last.bias
+
     def attention(self, state: Tensor, features: Tensor) -> Tensor:
         """lambda [...,H,N]: each head's weights over the agents (non-negative, summing to 1)."""
         lead, n = features.shape[:-2], features.shape[-2]

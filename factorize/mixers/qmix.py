@@ -96,6 +96,9 @@ class QMixer(Mixer):
             self.b1 = _StateFree(E, 0.0)
             self.v = _StateFree(1, 0.0)
 
+    def state_value_bias(self) -> Tensor:
+        return self.v_out.bias if self.hypernet else self.v.value
+
     def _weights(self, s: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """state [M,S] -> raw w1 [M,N*E], b1 [M,E], wf [M,E], v [M,1]."""
         if not self.hypernet:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from factorize.config import WIDTH, MixerConfig, bounded
 from factorize.envs.base import EnvInfo
@@ -34,6 +34,11 @@ class CentralFFMixer(Mixer):
         N, S, E = info.n_agents, info.state_dim, cfg.central_embed
         self.net = mlp(S + N, E, 1, layers=4)
         self.v = mlp(S, E, 1, layers=2)
+
+    def state_value_bias(self) -> Tensor:
+        last = self.v[-1]
+        assert isinstance(last, nn.Linear)
+        return last.bias
 
     def forward(self, qs: Tensor, state: Tensor, ctx: MixContext | None = None) -> Tensor:
         state = state.expand(*qs.shape[:-1], -1)
