@@ -138,7 +138,10 @@ class EpisodeBuffer:
 
     def sample(self, batch_size: int, generator: torch.Generator) -> EpisodeBatch:
         """Uniform episodes without replacement; actions come back as long for indexing."""
-        idx = torch.randperm(self.size, generator=generator)[:batch_size]
+        return self.gather(torch.randperm(self.size, generator=generator)[:batch_size])
+
+    def gather(self, idx: Tensor) -> EpisodeBatch:
+        """The stored episodes idx [B], trimmed, actions as long."""
         # index_select, not s.obs[idx]: same rows, a quarter of the time (advanced indexing's
         # general kernel is slow for whole-row gathers)
         rows = {f.name: getattr(self.storage, f.name).index_select(0, idx) for f in fields(EpisodeBatch)}

@@ -132,6 +132,15 @@ class LearnerConfig:
     reward_norm: Literal["none", "standardise", "clip"] = "none"
     """The learner's view of the team reward: `standardise` by the running mean and std of all
     rewards collected (EPyMARL's standardise_rewards), or `clip` to [-1, 1]."""
+    per: bool = False
+    """Prioritised replay over episodes: sampled in proportion to (mean |TD error| + per_eps)^per_alpha,
+    with importance weights in every objective's loss."""
+    per_alpha: float = bounded(0.6, 0.0, 1.0)
+    """How strongly priorities skew sampling (0: uniform)."""
+    per_beta: float = bounded(0.4, 0.0, 1.0)
+    """Importance-weight exponent at the start, annealed linearly to 1 over the run."""
+    per_eps: float = bounded(1e-6, 0.0, math.inf)
+    """Added to each episode's TD error so none has priority 0."""
     updates_per_step: float | None = None
     """Updates per environment step; None means one update per collected episode (PyMARL)."""
 

@@ -63,6 +63,8 @@ class Learner(nn.Module):
         self.optimizer = self._make_optimizer()
         self._base_lrs = [float(g["lr"]) for g in self.optimizer.param_groups]
         self.updates = 0
+        self.td_errors: Tensor | None = None
+        """[B] the last update's per-episode mean |TD error| (prioritised replay's priorities)."""
         # every trained parameter, in one list: cleared, clipped and stepped together
         self._params: list[Tensor] = [p for m in self._online_modules() for p in m.parameters()]
         if self.use_targets:
@@ -184,8 +186,12 @@ class Learner(nn.Module):
         """Freshly collected episodes: what statistics over the reward stream need (`reward_norm`)."""
         self.reward_norm.observe(batch.reward, batch.mask)
 
-    def update(self, batch: EpisodeBatch) -> dict[str, float]:
-        """One gradient step on a sampled batch; returns loss, grad norm and method stats."""
+    def update(self, batch: EpisodeBatch, weights: Tensor | None = None) -> dict[str, float]:
+        """One gradient step on a sampled batch; returns loss, grad norm and method stats.
+
+        `weights` [B]: prioritised replay's importance weights; each episode's TD error is then
+        left in `self.td_errors` [B] for its new priority.
+        """
         batch = batch.to(self.device)
         if self.cfg.learner.reward_norm != "none":
             batch = dataclasses.replace(batch, reward=self.reward_norm(batch.reward))
@@ -196,8 +202,10 @@ class Learner(nn.Module):
             batch = dataclasses.replace(batch, reward=batch.reward + bonus)
             novelty_loss = novelty.sum() / batch.mask.sum().clamp(min=1)
         inputs = self.inputs(batch)
+        inputs.weights = None if weights is None else weights.to(self.device)
         target_obj = self.target_objective if self.use_targets else self.objective
         loss, stats = self.objective.loss(inputs, target_obj)
+        self.td_errors = inputs.td_errors
         for p in self._params + self._rnd_params:  # zero_grad(set_to_none=True) without its hooks
             p.grad = None
         (loss if novelty_loss is None else loss + novelty_loss).backward()

@@ -188,6 +188,9 @@ def check_registered(cfg: RunConfig) -> None:
         raise ConfigError(f"learner.td_lambda: {spec.name}{own} cannot use learner.lambda_kind="
                           f"{cfg.learner.lambda_kind} multi-step targets; with {spec.name}: learner.td_lambda=0 "
                           f"(lambda kinds it supports: {allowed})")
+    if spec.objective.on_policy and cfg.learner.per:
+        raise ConfigError(f"learner.per: {spec.name} trains on-policy on the episodes just collected, so "
+                          f"prioritised replay does not apply; allowed with {spec.name}: false")
     if spec.policy and (cfg.explore.kind != "epsilon" or cfg.explore.bonus != "none"):
         kind = cfg.explore.kind != "epsilon"
         key, value, allowed = ("explore.kind", cfg.explore.kind, "epsilon") if kind else \

@@ -30,6 +30,7 @@ from factorize.errors import FactorizeError
 from factorize.experiments.rundir import RunDir
 from factorize.exploration import EpsilonSchedule, make_chooser
 from factorize.learner import DivergedError, Learner
+from factorize.priority import PrioritizedEpisodeBuffer
 from factorize.runner import RolloutStats, Runner, StreamingRunner
 
 TEST_SEED_OFFSET = 1_000_003
@@ -117,7 +118,9 @@ class Trainer:
         self.env = make_vec_env(cfg.env, cfg.runner.n_envs)
         self.info = self.env.info
         self.learner = Learner(cfg, self.info)
-        self.buffer = EpisodeBuffer(self.info, cfg.learner.buffer_size)
+        lc = cfg.learner
+        self.buffer = (PrioritizedEpisodeBuffer(self.info, lc.buffer_size, lc.per_alpha, lc.per_eps) if lc.per
+                       else EpisodeBuffer(self.info, lc.buffer_size))
         rollouts = StreamingRunner if cfg.runner.rollout == "streaming" else Runner
         choose = make_chooser(cfg.explore, get_algorithm(cfg.algo.name).policy, self.learner.count_bonus)
         self.runner: Runner | StreamingRunner = rollouts(self.env, self.learner.agent, self.gen, choose)
@@ -211,8 +214,11 @@ class Trainer:
         p.window["won"].extend(stats.won.astype(float).tolist())
         t0 = time.perf_counter()
         self.learner.set_progress(p.steps / cfg.steps)
-        for sample in self._batches(batch, stats):
-            out = self.learner.update(sample)
+        for sample, where, weights in self._batches(batch, stats):
+            out = self.learner.update(sample, weights)
+            if where is not None:
+                assert isinstance(self.buffer, PrioritizedEpisodeBuffer) and self.learner.td_errors is not None
+                self.buffer.update_priorities(where, self.learner.td_errors)
             p.window["loss"].append(out["loss"])
             p.window["q_tot_mean"].append(out.get("q_tot_mean", math.nan))
         p.update_s += time.perf_counter() - t0
@@ -275,7 +281,9 @@ class Trainer:
         self.env.close()
         self.test_runner.env.close()
 
-    def _batches(self, fresh: EpisodeBatch, stats: RolloutStats) -> Iterator[EpisodeBatch]:
+    def _batches(
+        self, fresh: EpisodeBatch, stats: RolloutStats
+    ) -> Iterator[tuple[EpisodeBatch, torch.Tensor | None, torch.Tensor | None]]:
         """What the learner trains on after a collection: the episodes just collected, once, for an
         on-policy method (COMA); otherwise the owed number of batches sampled from replay (one
         per episode by default, or `learner.updates_per_step` per env step)."""
@@ -283,7 +291,7 @@ class Trainer:
         if self.learner.objective.on_policy:
             if len(stats.returns):
                 episodes = fresh.trimmed()
-                yield replace(episodes, actions=episodes.actions.long())  # as `EpisodeBuffer.sample` gives them
+                yield replace(episodes, actions=episodes.actions.long()), None, None  # as `sample` gives them
             return
         ups = cfg.learner.updates_per_step
         p.owed_updates += stats.steps * ups if ups is not None else len(stats.returns)
@@ -291,7 +299,11 @@ class Trainer:
             p.owed_updates = 0.0
         while p.owed_updates >= 1.0:
             p.owed_updates -= 1.0
-            yield self.buffer.sample(cfg.learner.batch_size, self.gen)
+            if isinstance(self.buffer, PrioritizedEpisodeBuffer):  # beta anneals to 1 over the run
+                beta = cfg.learner.per_beta + (1.0 - cfg.learner.per_beta) * min(1.0, p.steps / cfg.steps)
+                yield self.buffer.sample_weighted(cfg.learner.batch_size, self.gen, beta)
+            else:
+                yield self.buffer.sample(cfg.learner.batch_size, self.gen), None, None
 
     def run(self) -> dict[str, Any]:
         """Train to the end (or divergence) and return the summary (also in summary.json)."""

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+from test_methods import padded_batch
+from test_reliability import metrics_without_clock
 
 from factorize.cli import main
 from factorize.config import ExploreConfig
@@ -18,11 +20,9 @@ from factorize.exploration import CountBonus, EpsilonSchedule, boltzmann_actions
 from factorize.intrinsic import RandomNetworkDistillation
 from factorize.learner import Learner
 from factorize.mixers import QattenConfig, QMixConfig, build_mixer
+from factorize.priority import PrioritizedEpisodeBuffer, SumTree
 from factorize.resolve import build_config
 from factorize.reward_norm import RewardNormaliser
-
-from test_methods import padded_batch
-from test_reliability import metrics_without_clock
 
 INFO = EnvInfo(n_agents=3, n_actions=4, obs_dim=5, state_dim=6, episode_limit=6)
 
@@ -195,6 +195,90 @@ def test_mixer_init_changes_the_initial_weight_statistics(init: str) -> None:
     assert default.w1_out.bias.abs().sum().item() > 0
 
 
+# -- prioritised replay ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_sum_tree_finds_what_a_cumulative_sum_search_finds(seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(1, 300, (1,), generator=gen))
+    tree = SumTree(n)
+    values = torch.rand(n, generator=gen, dtype=torch.float64) * (torch.rand(n, generator=gen) < 0.8)
+    values[0] += 0.1  # some mass
+    tree.set(torch.arange(n), values)
+    assert tree.total == pytest.approx(float(values.sum()), rel=1e-12)
+    mass = torch.rand(1000, generator=gen, dtype=torch.float64) * tree.total
+    expected = np.searchsorted(np.cumsum(values.numpy()), mass.numpy(), side="right")
+    assert tree.find(mass).tolist() == expected.tolist()
+    some = torch.randint(0, n, (20,), generator=gen)  # updates keep every ancestor's sum
+    tree.set(some, torch.full((20,), 0.5, dtype=torch.float64))
+    values[some] = 0.5
+    assert tree.total == pytest.approx(float(values.sum()), rel=1e-12)
+
+
+def _per_buffer(n: int, alpha: float) -> PrioritizedEpisodeBuffer:
+    buf = PrioritizedEpisodeBuffer(INFO, capacity=n, alpha=alpha, eps=1e-6)
+    buf.insert(padded_batch(INFO, [1 + i % 6 for i in range(n)]))
+    return buf
+
+
+def test_episodes_are_drawn_in_proportion_to_priority_to_the_alpha() -> None:
+    n, alpha, draws = 8, 0.6, 100_000
+    buf = _per_buffer(n, alpha)
+    errors = torch.tensor([0.1, 0.5, 1.0, 2.0, 4.0, 0.0, 3.0, 0.7])
+    buf.update_priorities(torch.arange(n), errors)
+    idx = torch.cat([buf.sample_weighted(1000, torch.Generator().manual_seed(i), 0.4)[1] for i in range(draws // 1000)])
+    counts = np.bincount(idx.numpy(), minlength=n)
+    p = (errors.double().numpy() + 1e-6) ** alpha
+    chi = stats.chisquare(counts, p / p.sum() * draws)
+    assert chi.pvalue > 1e-3, (counts, p / p.sum() * draws)
+
+
+def test_importance_weights_follow_the_formula() -> None:
+    n, alpha, beta = 8, 0.7, 0.5
+    buf = _per_buffer(n, alpha)
+    errors = torch.rand(n, generator=torch.Generator().manual_seed(3)) * 5
+    buf.update_priorities(torch.arange(n), errors)
+    _, idx, weights = buf.sample_weighted(16, torch.Generator().manual_seed(0), beta)
+    p = (errors.double() + 1e-6) ** alpha
+    prob = p / p.sum()
+    w = (n * prob[idx]) ** -beta
+    torch.testing.assert_close(weights, (w / w.max()).float())
+    assert weights.max().item() == 1.0
+
+
+def test_new_episodes_enter_at_the_top_priority_and_updates_change_the_sampled_ones() -> None:
+    buf = _per_buffer(6, 0.6)
+    buf.update_priorities(torch.tensor([0, 1]), torch.tensor([9.0, 0.01]))
+    buf.insert(padded_batch(INFO, [3]))  # the 7th episode overwrites slot 0 at the top priority
+    assert buf.tree.values(torch.tensor([0])).item() == pytest.approx(buf.max_priority)
+    assert buf.max_priority == pytest.approx((9.0 + 1e-6) ** 0.6)
+    learner = Learner(build_config("qmix", "two_step", {"learner.per": True}), INFO)
+    batch, idx, weights = buf.sample_weighted(4, torch.Generator().manual_seed(1), 0.4)
+    before = buf.tree.values(idx).clone()
+    learner.update(batch, weights)
+    assert learner.td_errors is not None and learner.td_errors.shape == (4,)
+    buf.update_priorities(idx, learner.td_errors)
+    after = buf.tree.values(idx)
+    torch.testing.assert_close(after, (learner.td_errors.double() + 1e-6) ** 0.6)
+    assert not torch.equal(before, after)
+
+
+def test_importance_weights_scale_each_episodes_share_of_the_loss() -> None:
+    torch.manual_seed(0)
+    learner = Learner(build_config("qmix", "two_step"), INFO)
+    batch = padded_batch(INFO, [6, 6, 6, 6])
+    inputs = learner.inputs(batch)
+    values = torch.arange(4.0).view(4, 1, 1).expand(4, 6, 1)
+    assert inputs.masked_mean(values).item() == pytest.approx(1.5)
+    inputs.weights = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    assert inputs.masked_mean(values).item() == pytest.approx(3.0 / 4)
+
+
+def test_per_is_refused_where_training_is_on_policy() -> None:
+    with pytest.raises(ConfigError, match="learner.per: coma trains on-policy.*allowed with coma: false"):
+        build_config("coma", "two_step", {"learner.per": True})
+
+
 # -- every trick resumes exactly -----------------------------------------------------------------
 
 TRICKS = {
@@ -204,6 +288,7 @@ TRICKS = {
     "count": ["explore.bonus=count", "explore.bonus_beta=0.5"],
     "rnd": ["explore.intrinsic=rnd"],
     "final_bias": ["mixer.final_bias_init=4.0", "mixer.init=xavier"],
+    "per": ["learner.per=true"],
 }
 
 

@@ -62,6 +62,7 @@ class DMixObjective(Objective):
             next_z = _taken(inputs.target_agent_quantiles[:, 1:], inputs.next_actions)
             z_next = joint_quantiles(inputs.mix_target(inputs.target_mixer), next_z, inputs.target_next_qs)
             y = inputs.td_target(z_next)  # [B,T,K]
+        inputs.note_td_error(z_tot.mean(-1, keepdim=True), y.mean(-1, keepdim=True))
         loss = inputs.masked_mean(quantile_huber(z_tot, y).unsqueeze(-1))
         return loss, {"q_tot_mean": inputs.masked_mean(q_mix.detach()),
                       "spread": inputs.masked_mean((z_tot[..., -1:] - z_tot[..., :1]).detach())}

@@ -78,6 +78,11 @@ class UpdateInputs:
     """`learner.td_lambda`: 0 gives one-step targets."""
     lambda_kind: str = "peng"
     """`learner.lambda_kind`: peng, td or retrace (see `algorithms/returns.py`)."""
+    weights: Tensor | None = None
+    """[B] importance weights of prioritised replay (`learner.per`), applied by `masked_mean`."""
+    td_errors: Tensor | None = None
+    """[B] each episode's mean |TD error| over its real steps, once the objective has noted it
+    (`note_td_error`): prioritised replay's new priorities."""
 
     def on_real_steps(self, fn: Callable[..., Tensor], *xs: Tensor | None) -> Tensor:
         """fn(*xs) for tensors xs [B,T,...] (None passes through) -> [B,T,...], computed on real
@@ -140,9 +145,18 @@ class UpdateInputs:
         return lambda_returns(reward, b.terminated, b.mask, next_value, self.gamma, traces, taken=taken_next)
 
     def masked_mean(self, values: Tensor) -> Tensor:
-        """Mean of values [B,T,K] over real steps only (padding contributes nothing)."""
+        """Mean of values [B,T,K] over real steps only (padding contributes nothing), each
+        episode weighted by its importance weight under prioritised replay."""
         m = self.mask.unsqueeze(-1).expand_as(values)
-        return (values * m).sum() / m.sum().clamp(min=1.0)
+        if self.weights is None:
+            return (values * m).sum() / m.sum().clamp(min=1.0)
+        w = self.weights.view(-1, *([1] * (values.dim() - 1)))
+        return (values * m * w).sum() / m.sum().clamp(min=1.0)
+
+    def note_td_error(self, value: Tensor, target: Tensor) -> None:
+        """Record value - target [B,T,K] (the method's own TD error) for prioritised replay."""
+        err = (value.detach() - target.detach()).abs().mean(-1)  # [B,T]
+        self.td_errors = (err * self.mask).sum(1) / self.mask.sum(1).clamp(min=1.0)
 
     def greedy_actions(self) -> Tensor:
         """[B,T,N] the online agents' greedy actions at steps 0..T-1, over available actions.

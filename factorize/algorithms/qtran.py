@@ -67,6 +67,7 @@ class QTranObjective(Objective):
         q_jt = inputs.mix_online(mixer, inputs.chosen_qs, b.actions)
         target_mixer = inputs.target_mixer
         y = inputs.td_target(inputs.mix_target(target_mixer), lambda taken: inputs.mix_target(target_mixer, taken))
+        inputs.note_td_error(q_jt, y)
         td = inputs.masked_mean((q_jt - y.detach()) ** 2)
 
         v = inputs.on_real_steps(mixer.state_value, state)

@@ -14,5 +14,6 @@ class TDObjective(Objective):
         q_tot = inputs.mix_online(inputs.mixer, inputs.chosen_qs, inputs.batch.actions)
         target_mixer = inputs.target_mixer
         y = inputs.td_target(inputs.mix_target(target_mixer), lambda taken: inputs.mix_target(target_mixer, taken))
+        inputs.note_td_error(q_tot, y)
         loss = inputs.masked_mean((q_tot - y.detach()) ** 2)
         return loss, {"q_tot_mean": inputs.masked_mean(q_tot.detach())}

@@ -90,6 +90,7 @@ class WeightedQMixObjective(Objective):
                     target.central_mixer, gather_actions(target_central_qs[:, :-1], greedy), b.state[:, :-1]
                 )
             w = cw_weights((b.actions == greedy).all(dim=-1), y, q_star_greedy, alpha)
+        inputs.note_td_error(q_tot, y)
         restricted = inputs.masked_mean(w * (q_tot - y) ** 2)
 
         q_star = inputs.on_real_steps(
