@@ -141,6 +141,10 @@ class LearnerConfig:
     """Importance-weight exponent at the start, annealed linearly to 1 over the run."""
     per_eps: float = bounded(1e-6, 0.0, math.inf)
     """Added to each episode's TD error so none has priority 0."""
+    seq_len: int = bounded(0, 0, 1_000_000)
+    """Train on windows of this many steps of each sampled episode (0: whole episodes)."""
+    burn_in: int = bounded(0, 0, 1_000_000)
+    """Steps before each window that run the recurrent agents without loss (with seq_len > 0)."""
     updates_per_step: float | None = None
     """Updates per environment step; None means one update per collected episode (PyMARL)."""
 
@@ -584,6 +588,9 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("learner.updates_per_step: must be positive or none")
     if cfg.explore.anneal_steps < 0:
         raise ConfigError("explore.anneal_steps: must be >= 0")
+    if cfg.learner.burn_in > 0 and cfg.learner.seq_len == 0:
+        raise ConfigError(f"learner.burn_in: warms up the state before a window; set learner.seq_len > 0 "
+                          f"(whole episodes need none), got burn_in={cfg.learner.burn_in} with seq_len=0")
     if cfg.learner.batch_size > cfg.learner.buffer_size:
         raise ConfigError(
             f"learner.batch_size: {cfg.learner.batch_size} exceeds learner.buffer_size "

@@ -186,11 +186,13 @@ class Learner(nn.Module):
         """Freshly collected episodes: what statistics over the reward stream need (`reward_norm`)."""
         self.reward_norm.observe(batch.reward, batch.mask)
 
-    def update(self, batch: EpisodeBatch, weights: Tensor | None = None) -> dict[str, float]:
+    def update(self, batch: EpisodeBatch, weights: Tensor | None = None,
+               loss_from: Tensor | None = None) -> dict[str, float]:
         """One gradient step on a sampled batch; returns loss, grad norm and method stats.
 
         `weights` [B]: prioritised replay's importance weights; each episode's TD error is then
-        left in `self.td_errors` [B] for its new priority.
+        left in `self.td_errors` [B] for its new priority. `loss_from` [B]: sequence chunks'
+        first step with loss (the steps before only warm up the recurrent state).
         """
         batch = batch.to(self.device)
         if self.cfg.learner.reward_norm != "none":
@@ -203,6 +205,7 @@ class Learner(nn.Module):
             novelty_loss = novelty.sum() / batch.mask.sum().clamp(min=1)
         inputs = self.inputs(batch)
         inputs.weights = None if weights is None else weights.to(self.device)
+        inputs.loss_from = None if loss_from is None else loss_from.to(self.device)
         target_obj = self.target_objective if self.use_targets else self.objective
         loss, stats = self.objective.loss(inputs, target_obj)
         self.td_errors = inputs.td_errors

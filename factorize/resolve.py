@@ -191,6 +191,9 @@ def check_registered(cfg: RunConfig) -> None:
     if spec.objective.on_policy and cfg.learner.per:
         raise ConfigError(f"learner.per: {spec.name} trains on-policy on the episodes just collected, so "
                           f"prioritised replay does not apply; allowed with {spec.name}: false")
+    if spec.objective.on_policy and cfg.learner.seq_len:
+        raise ConfigError(f"learner.seq_len: {spec.name} trains on-policy on whole episodes; "
+                          f"allowed with {spec.name}: 0")
     if spec.policy and (cfg.explore.kind != "epsilon" or cfg.explore.bonus != "none"):
         kind = cfg.explore.kind != "epsilon"
         key, value, allowed = ("explore.kind", cfg.explore.kind, "epsilon") if kind else \

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from factorize.algorithms import get_algorithm
 from factorize.buffer import EpisodeBatch, EpisodeBuffer
 from factorize.checkpoint import capture_rng, check_compatible, describe, load_state_strict, restore_rng
+from factorize.chunks import take_chunks
 from factorize.config import RunConfig
 from factorize.envs import compiled_per_width, env_info, env_notes, make_vec_env, resolve_backend
 from factorize.errors import FactorizeError
@@ -215,7 +216,10 @@ class Trainer:
         t0 = time.perf_counter()
         self.learner.set_progress(p.steps / cfg.steps)
         for sample, where, weights in self._batches(batch, stats):
-            out = self.learner.update(sample, weights)
+            loss_from = None
+            if cfg.learner.seq_len:  # a window of each episode (never on-policy: resolve refuses it)
+                sample, loss_from = take_chunks(sample, cfg.learner.seq_len, cfg.learner.burn_in, self.gen)
+            out = self.learner.update(sample, weights, loss_from)
             if where is not None:
                 assert isinstance(self.buffer, PrioritizedEpisodeBuffer) and self.learner.td_errors is not None
                 self.buffer.update_priorities(where, self.learner.td_errors)

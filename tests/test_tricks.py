@@ -12,6 +12,7 @@ from scipy import stats
 from test_methods import padded_batch
 from test_reliability import metrics_without_clock
 
+from factorize.chunks import take_chunks
 from factorize.cli import main
 from factorize.config import ExploreConfig
 from factorize.envs.base import EnvInfo
@@ -279,6 +280,56 @@ def test_per_is_refused_where_training_is_on_policy() -> None:
         build_config("coma", "two_step", {"learner.per": True})
 
 
+# -- sequence chunks with burn-in -----------------------------------------------------------------
+
+def test_a_window_at_least_the_episode_long_without_burn_in_gives_the_whole_episode_loss() -> None:
+    batch = padded_batch(INFO, [6, 2, 4, 1], seed=4)
+    losses = []
+    for chunked in (False, True):
+        torch.manual_seed(0)
+        learner = Learner(build_config("qmix", "two_step"), INFO)
+        sample, loss_from = batch, None
+        if chunked:
+            sample, loss_from = take_chunks(batch, 6, 0, torch.Generator().manual_seed(0))
+            assert torch.equal(sample.obs, batch.obs) and torch.equal(loss_from, torch.zeros(4, dtype=torch.long))
+        losses.append([learner.update(sample, None, loss_from)["loss"] for _ in range(3)])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_chunks_are_windows_of_their_episodes_with_burn_in_before_the_loss(seed: int) -> None:
+    info = EnvInfo(n_agents=2, n_actions=3, obs_dim=4, state_dim=5, episode_limit=30)
+    lengths = [30, 7, 18, 3, 25]
+    batch = padded_batch(info, lengths, seed=seed)
+    seq_len, burn_in = 8, 4
+    chunk, loss_from = take_chunks(batch, seq_len, burn_in, torch.Generator().manual_seed(seed))
+    real = chunk.mask.sum(1)
+    for b, length in enumerate(lengths):
+        start = int(loss_from[b])
+        # the window's loss steps: min(seq_len, length) of them, inside the episode
+        assert int(real[b]) - start == min(seq_len, length)
+        assert start <= burn_in
+        # the chunk is a contiguous slice of the episode: find its offset by the observations
+        offset = next(o for o in range(length) if torch.equal(batch.obs[b, o], chunk.obs[b, 0]))
+        n = int(real[b])
+        assert offset + n <= length
+        assert torch.equal(chunk.obs[b, : n + 1], batch.obs[b, offset: offset + n + 1])
+        assert torch.equal(chunk.actions[b, :n], batch.actions[b, offset: offset + n])
+        # a full burn-in before the window, or as much of it as the episode has (the window's
+        # start in the episode is offset + start)
+        assert start == burn_in or offset == 0
+    inputs = Learner(build_config("qmix", "two_step"), info).inputs(chunk)
+    inputs.loss_from = loss_from
+    assert inputs.mask.sum().item() == sum(min(seq_len, length) for length in lengths)
+
+
+def test_burn_in_needs_a_window() -> None:
+    with pytest.raises(ConfigError, match="learner.burn_in: .* set learner.seq_len > 0"):
+        build_config("qmix", "two_step", {"learner.burn_in": 4})
+    with pytest.raises(ConfigError, match="learner.seq_len: coma trains on-policy on whole episodes"):
+        build_config("coma", "two_step", {"learner.seq_len": 4})
+
+
 # -- every trick resumes exactly -----------------------------------------------------------------
 
 TRICKS = {
@@ -289,6 +340,7 @@ TRICKS = {
     "rnd": ["explore.intrinsic=rnd"],
     "final_bias": ["mixer.final_bias_init=4.0", "mixer.init=xavier"],
     "per": ["learner.per=true"],
+    "chunks": ["learner.seq_len=10", "learner.burn_in=5"],
 }
 
 

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from factorize.algorithms.returns import lambda_returns, retrace_traces
 from factorize.buffer import EpisodeBatch
+from factorize.chunks import loss_mask
 from factorize.config import AlgoConfig, RunConfig
 from factorize.envs.base import EnvInfo
 from factorize.exploration import greedy_actions
@@ -78,6 +79,8 @@ class UpdateInputs:
     """`learner.td_lambda`: 0 gives one-step targets."""
     lambda_kind: str = "peng"
     """`learner.lambda_kind`: peng, td or retrace (see `algorithms/returns.py`)."""
+    loss_from: Tensor | None = None
+    """[B] the first step of each row that carries loss (`learner.burn_in`); None: every real step."""
     weights: Tensor | None = None
     """[B] importance weights of prioritised replay (`learner.per`), applied by `masked_mean`."""
     td_errors: Tensor | None = None
@@ -115,8 +118,8 @@ class UpdateInputs:
 
     @property
     def mask(self) -> Tensor:
-        """[B,T] float: 1 on real steps."""
-        return self.batch.mask.to(self.chosen_qs.dtype)
+        """[B,T] float: 1 on the real steps that carry loss (burn-in steps do not)."""
+        return loss_mask(self.batch.mask, self.loss_from).to(self.chosen_qs.dtype)
 
     def td_target(self, next_value: Tensor, taken_value: Callable[[Tensor], Tensor] | None = None) -> Tensor:
         """r + gamma * (1 - terminated) * next_value; next_value [B,T,K] -> [B,T,K]: the target
