@@ -145,7 +145,7 @@ REAL_TASKS = {"mpe:simple_spread_v3", "lbf:Foraging-8x8-2p-2f-v3", "smax:3m", "s
 
 
 def test_shipped_specs_parse_and_cover_the_study() -> None:
-    assert {"matrix_games", "ablation", "baselines", "quickstart"} <= set(builtin_specs())
+    assert {"matrix_games", "ablation", "baselines", "quickstart", "tricks"} <= set(builtin_specs())
     listed = dict(list_experiments())
     specs = {name: load_spec(name) for name in builtin_specs()}
     for name, spec in specs.items():
@@ -167,6 +167,14 @@ def test_shipped_specs_parse_and_cover_the_study() -> None:
     # the ablation's full QMIX and VDN runs are the baselines' runs: same budget and base per task
     for a, b in zip(ab, bl):
         assert a.envs == b.envs and a.base == b.base and a.budgets == b.budgets
+    # the tricks spec: full QMIX and one variant per trick, on the ablation's tasks and budgets
+    tr = specs["tricks"].grids
+    for a, t in zip(ab, tr):
+        assert a.envs == t.envs and a.base == t.base and a.budgets == t.budgets and tuple(t.algos) == ("qmix",)
+        variants = {v.name: v.overrides for v in t.variants}
+        assert variants["full"] == {} and len(variants) >= 9
+        keys = {k.split(".")[1] for o in variants.values() for k in o}
+        assert {"td_lambda", "per", "reward_norm", "kind", "bonus", "intrinsic", "init", "seq_len"} <= keys
     qs = specs["quickstart"].grids
     assert set().union(*(g.algos for g in qs)) == QUICKSTART_ALGOS
     assert {v.name for g in qs for v in g.variants} >= ABLATION
