@@ -198,6 +198,14 @@ class RunnerConfig:
     """Env steps between test evaluations."""
     log_interval: int = 1_000
     """Env steps between training rows in metrics.csv."""
+    igm: bool = True
+    """Measure IGM consistency at each test evaluation (`igm_agreement`, `igm_regret` in metrics.csv):
+    whether the agents' greedy joint action maximises the method's joint value."""
+    igm_max_joint: int = bounded(4096, 1, 10_000_000)
+    """Largest joint action space enumerated exactly; larger ones use coordinate ascent
+    (columns `igm_agreement_ascent`, `igm_regret_ascent`)."""
+    igm_states: int = bounded(256, 1, 1_000_000)
+    """Test-episode states checked per evaluation (evenly spaced over the evaluation's real steps)."""
     checkpoint_interval: int = 0
     """Env steps between checkpoints; 0 writes only the final one."""
     keep_checkpoints: int = 2

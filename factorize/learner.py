@@ -115,6 +115,10 @@ class Learner(nn.Module):
 
     # -- the update -------------------------------------------------------------------------
 
+    def agent_values(self, batch: EpisodeBatch) -> tuple[Tensor, Tensor | None]:
+        """The online agents' values [B,T+1,N,A] (and features, where the mixer reads them)."""
+        return self._agent_values(self.agent, batch)
+
     def _agent_values(
         self, agent: AgentNetwork, batch: EpisodeBatch, packed: PackedSteps | None = None
     ) -> tuple[Tensor, Tensor | None]:

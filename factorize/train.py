@@ -30,6 +30,7 @@ from factorize.envs import compiled_per_width, env_info, env_notes, make_vec_env
 from factorize.errors import FactorizeError
 from factorize.experiments.rundir import RunDir
 from factorize.exploration import EpsilonSchedule, make_chooser
+from factorize.igm import igm_check
 from factorize.learner import DivergedError, Learner
 from factorize.priority import PrioritizedEpisodeBuffer
 from factorize.runner import RolloutStats, Runner, StreamingRunner
@@ -50,12 +51,15 @@ def seed_everything(seed: int, threads: int) -> torch.Generator:
     return gen
 
 
-def evaluate(runner: Runner, episodes: int) -> RolloutStats:
-    """Greedy episodes (epsilon 0), as many rollouts of the test envs as needed."""
+def evaluate(runner: Runner, episodes: int, keep: list[EpisodeBatch] | None = None) -> RolloutStats:
+    """Greedy episodes (epsilon 0), as many rollouts of the test envs as needed; their episodes
+    are appended to `keep` where given."""
     parts: list[RolloutStats] = []
     got = 0
     while got < episodes:
-        _, stats = runner.rollout(epsilon=0.0)
+        batch, stats = runner.rollout(epsilon=0.0)
+        if keep is not None:
+            keep.append(batch)
         parts.append(stats)
         got += len(stats.returns)
     stats = RolloutStats.concat(parts)
@@ -185,11 +189,18 @@ class Trainer:
 
     def _test_row(self) -> dict[str, Any]:
         t0 = time.perf_counter()
-        stats = evaluate(self.test_runner, max(1, self.cfg.runner.test_episodes))
-        self.p.test_s += time.perf_counter() - t0
+        r = self.cfg.runner
+        igm = r.igm and not get_algorithm(self.cfg.algo.name).policy
+        episodes: list[EpisodeBatch] | None = [] if igm else None
+        stats = evaluate(self.test_runner, max(1, r.test_episodes), episodes)
         row = {"step": self.p.steps, "episode": self.p.episodes, "split": "test",
                "return_mean": float(stats.returns.mean()), "win_rate": float(stats.won.mean()),
                "epsilon": 0.0, "wall_s": round(self.wall(), 3)}
+        if episodes:
+            result = igm_check(self.learner, episodes, r.igm_max_joint, r.igm_states)
+            if result is not None:
+                row.update(result.row())
+        self.p.test_s += time.perf_counter() - t0
         self.p.rows.append(row)
         return row
 

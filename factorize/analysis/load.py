@@ -35,7 +35,8 @@ from factorize.experiments.rundir import RunDir
 ID_COLUMNS = ["experiment", "algo", "variant", "env", "seed", "run", "status", "note"]
 DATA_COLUMNS = ["step", "split", "metric", "value"]
 CORE_COLUMNS = ID_COLUMNS + DATA_COLUMNS
-METRICS = ["return_mean", "win_rate", "loss", "q_tot_mean", "epsilon"]
+METRICS = ["return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "igm_agreement", "igm_regret",
+           "igm_agreement_ascent", "igm_regret_ascent"]
 """metrics.csv columns kept (wall-clock time is in the summary rows: `time.total_s`)."""
 CONFIG_KEYS = [
     "steps", "preset", "agent.kind", "agent.hidden_dim", "mixer.name", "mixer.monotonic",

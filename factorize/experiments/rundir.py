@@ -24,7 +24,8 @@ from factorize.config import RunConfig, config_from_dict, load_yaml
 from factorize.errors import FactorizeError
 from factorize.resolve import check_registered
 
-METRIC_COLUMNS = ["step", "episode", "split", "return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "wall_s"]
+METRIC_COLUMNS = ["step", "episode", "split", "return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "wall_s",
+                  "igm_agreement", "igm_regret", "igm_agreement_ascent", "igm_regret_ascent"]
 CHECKPOINT_DIR = "checkpoints"
 
 
