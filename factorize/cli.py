@@ -121,6 +121,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
         df = load_results(src)
     for w in caught:  # skipped runs, missing Q-tables: one line each, stdout stays JSON
         print(f"factorize: warning: {w.message}", file=sys.stderr)
+    if args.export:
+        from factorize.analysis.export import export
+
+        path = export(df, args.export[0], args.export[1])
+        print(json.dumps({"export": str(path), "format": args.export[0], "runs": int(df["run"].nunique())}))
+        return 0
     report = build_report(df, out)
     skipped = df.attrs.get("skipped", [])
     print(json.dumps({"report": str(out / "report.md"), "runs": int(df["run"].nunique()),
@@ -238,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="tables, figures and report.md from a results directory or results.csv")
     r.add_argument("results", help="results directory (run dirs below it) or a tidy results.csv")
     r.add_argument("--out", default=None, help="report directory (default report/<name>)")
+    r.add_argument("--export", nargs=2, metavar=("FORMAT", "FILE"), default=None,
+                   help="instead of the report, write the results for another library: marl-eval FILE.json")
     r.set_defaults(func=_cmd_report)
 
     sw = sub.add_parser("sweep", help="run an experiment spec (built-in name or YAML path); resumable")

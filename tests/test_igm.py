@@ -9,14 +9,13 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_methods import padded_batch
 
 from factorize.envs.base import EnvInfo
 from factorize.igm import igm_check
 from factorize.learner import Learner
 from factorize.resolve import build_config
 from factorize.train import train
-
-from test_methods import padded_batch
 
 
 def _learner(algo: str, info: EnvInfo, seed: int, **overrides: object) -> Learner:

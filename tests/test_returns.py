@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_methods import padded_batch
 
 from factorize.algorithms.returns import lambda_returns, retrace_traces
 from factorize.envs.base import EnvInfo
 from factorize.errors import ConfigError
 from factorize.learner import Learner
 from factorize.resolve import build_config
-from test_methods import padded_batch
 
 
 def _episodes(seed: int, B: int = 5, T: int = 7, K: int = 1):
@@ -57,7 +57,7 @@ def test_lambda_zero_is_exactly_the_one_step_target(seed: int) -> None:
 def test_retrace_with_pi_equal_to_mu_is_td() -> None:
     """Greedy behaviour (mu = 1 on the greedy action, which is what was taken): every trace is
     lambda, and the greedy next value is the taken one, so retrace's target is TD(lambda)'s."""
-    lengths, mask, terminated, reward, _, taken_values, _ = _episodes(0, K=1)
+    _, mask, terminated, reward, _, taken_values, _ = _episodes(0, K=1)
     gen = torch.Generator().manual_seed(1)
     actions = torch.randint(0, 4, (5, 7, 3), generator=gen)
     traces = retrace_traces(0.8, actions, actions, torch.ones(5, 7, 3))
