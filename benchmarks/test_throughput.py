@@ -18,7 +18,7 @@ from factorize.config import EnvConfig
 from factorize.envs import env_info, make_vec_env
 from factorize.learner import Learner
 from factorize.resolve import build_config
-from factorize.train import train
+from factorize.training import train
 
 TASK = "mpe:simple_spread_v3"
 

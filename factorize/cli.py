@@ -24,7 +24,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from factorize.experiments.rundir import RunDir
     from factorize.population import parse_seeds, train_population
     from factorize.resolve import build_config
-    from factorize.train import train
+    from factorize.training import train
 
     if args.steps is not None and args.steps <= 0:
         raise FactorizeError(f"steps: must be a positive number of env steps, got {args.steps}")
@@ -78,7 +78,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from factorize.train import evaluate, load_learner, make_test_runner
+    from factorize.training import evaluate, load_learner, make_test_runner
 
     if args.episodes <= 0:
         raise FactorizeError(f"episodes: must be positive, got {args.episodes}")
@@ -96,7 +96,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_qtable(args: argparse.Namespace) -> int:
     from factorize.qtable import q_tables, save_heatmaps
-    from factorize.train import load_learner
+    from factorize.training import load_learner
 
     cfg, learner, rundir = load_learner(args.run)
     tables = q_tables(cfg, learner)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from factorize.checkpoint import capture_rng, restore_rng
 from factorize.config import RunConfig
 from factorize.errors import FactorizeError
-from factorize.train import Trainer, open_run
+from factorize.training import Trainer, open_run
 
 
 def parse_seeds(text: str) -> list[int]:

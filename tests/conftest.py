@@ -9,7 +9,7 @@ import pytest
 
 from factorize.config import RunConfig
 from factorize.resolve import build_config
-from factorize.train import train
+from factorize.training import train
 
 SEEDS = (0, 1, 2, 3, 4)
 

@@ -10,7 +10,7 @@ import numpy as np
 from factorize.analysis import build_report, load_results
 from factorize.qtable import q_tables
 from factorize.resolve import build_config
-from factorize.train import load_learner, train
+from factorize.training import load_learner, train
 
 TINY = {"runner.eval_interval": 100, "runner.log_interval": 100, "runner.test_episodes": 2,
         "runner.n_envs": 4, "learner.batch_size": 8, "explore.anneal_steps": 100, "agent.kind": "mlp",

@@ -16,7 +16,7 @@ from factorize.envs.base import EnvInfo
 from factorize.exploration import sample_policy
 from factorize.qtable import q_tables
 from factorize.resolve import build_config
-from factorize.train import load_learner, train
+from factorize.training import load_learner, train
 
 
 def test_the_counterfactual_baseline_and_advantage_by_hand() -> None:

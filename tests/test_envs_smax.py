@@ -14,7 +14,7 @@ from factorize.config import EnvConfig
 from factorize.envs import make_env, make_vec_env
 from factorize.envs.smax import SMAXVecEnv
 from factorize.resolve import build_config
-from factorize.train import train
+from factorize.training import train
 
 E = 4
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from factorize.resolve import build_config
-from factorize.train import train
+from factorize.training import train
 
 TINY = {
     "runner.n_envs": 2, "runner.test_episodes": 2, "runner.eval_interval": 100, "runner.log_interval": 100,

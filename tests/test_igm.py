@@ -15,7 +15,7 @@ from factorize.envs.base import EnvInfo
 from factorize.igm import igm_check
 from factorize.learner import Learner
 from factorize.resolve import build_config
-from factorize.train import train
+from factorize.training import train
 
 
 def _learner(algo: str, info: EnvInfo, seed: int, **overrides: object) -> Learner:

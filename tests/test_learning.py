@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from factorize.qtable import q_tables
-from factorize.train import load_learner
+from factorize.training import load_learner
 
 from conftest import SEEDS, run
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from factorize.resolve import build_config
-from factorize.train import train
+from factorize.training import train
 
 from random_baseline import random_policy_return
 

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("jaxmarl")
 
 from factorize.resolve import build_config
-from factorize.train import train
+from factorize.training import train
 
 from random_baseline import random_policy_return
 

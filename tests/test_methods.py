@@ -26,7 +26,7 @@ from factorize.errors import ConfigError
 from factorize.learner import Learner
 from factorize.qtable import q_tables
 from factorize.resolve import build_config
-from factorize.train import load_learner, train
+from factorize.training import load_learner, train
 
 NEW_METHODS = ["qtran", "ow_qmix", "cw_qmix", "qplex"]
 """Methods that can represent non-monotonic payoffs."""

@@ -21,7 +21,7 @@ from factorize.experiments.rundir import RunDir
 from factorize.experiments.spec import parse_spec
 from factorize.population import check_population, parse_seeds, train_population
 from factorize.resolve import build_config
-from factorize.train import Trainer, train
+from factorize.training import Trainer, train
 
 # GRU agents on the two-step game (the base install has it): initialisation, exploration and
 # replay sampling all draw randomness

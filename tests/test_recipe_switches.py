@@ -17,7 +17,7 @@ from factorize.mixers import QMixConfig, build_mixer
 from factorize.mixers.init import initialise
 from factorize.mixers.layers import HeadsMLP
 from factorize.resolve import PRESETS, build_config
-from factorize.train import train
+from factorize.training import train
 
 INFO = EnvInfo(n_agents=3, n_actions=4, obs_dim=6, state_dim=12, episode_limit=5)
 

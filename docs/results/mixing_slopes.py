@@ -20,7 +20,7 @@ import torch
 from factorize.envs import make_vec_env
 from factorize.mixers.base import max_over_available
 from factorize.runner import Runner
-from factorize.train import load_learner
+from factorize.training import load_learner
 
 
 def slopes(run: Path) -> dict[str, float | str]:

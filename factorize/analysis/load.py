@@ -157,7 +157,7 @@ def _qtables(rundir: Path, cfg: dict[str, Any]) -> dict[str, dict[str, Any]] | N
         tables = data.get("states", data)
     elif capable and RunDir(rundir).checkpoints():
         from factorize.qtable import q_tables
-        from factorize.train import load_learner
+        from factorize.training import load_learner
 
         run_cfg, learner, _ = load_learner(rundir)
         tables = q_tables(run_cfg, learner)
