@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[test,envs,ray,smax]"
+	$(PIP) -e ".[test,envs,ray,smax,tensorboard,wandb]"
 	touch $(STAMP)
 
 venv: $(STAMP)

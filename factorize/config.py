@@ -206,6 +206,11 @@ class RunnerConfig:
     (columns `igm_agreement_ascent`, `igm_regret_ascent`)."""
     igm_states: int = bounded(256, 1, 1_000_000)
     """Test-episode states checked per evaluation (evenly spaced over the evaluation's real steps)."""
+    loggers: list = field(default_factory=lambda: ["csv"])
+    """Where metrics go: csv (metrics.csv, always written) plus `tensorboard` and `wandb` (offline
+    unless WANDB_MODE is set), each needing its extra, e.g. `runner.loggers=[csv,tensorboard]`."""
+    wandb_project: str = "factorize"
+    """The W&B project of `wandb` logging."""
     checkpoint_interval: int = 0
     """Env steps between checkpoints; 0 writes only the final one."""
     keep_checkpoints: int = 2

@@ -171,6 +171,7 @@ def build_config(
 def check_registered(cfg: RunConfig) -> None:
     """Names that only the registries know: caught here, before any run directory exists."""
     from factorize.algorithms import get_algorithm
+    from factorize.loggers import check_loggers
     from factorize.mixers import MIXERS, check_final_bias
 
     spec = get_algorithm(cfg.algo.name)
@@ -203,6 +204,7 @@ def check_registered(cfg: RunConfig) -> None:
     if cfg.mixer.name is not None and cfg.mixer.name not in MIXERS:
         raise ConfigError(f"mixer.name: {cfg.mixer.name!r} is not one of none, {', '.join(MIXERS)}")
     check_final_bias(cfg.mixer)
+    check_loggers(cfg.runner.loggers)
     if cfg.preset is not None and cfg.preset not in PRESETS:
         raise ConfigError(f"preset: {cfg.preset!r} is not one of {', '.join(PRESETS)}")
     check_device(cfg.device)

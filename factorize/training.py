@@ -32,6 +32,7 @@ from factorize.experiments.rundir import RunDir
 from factorize.exploration import EpsilonSchedule, make_chooser
 from factorize.igm import igm_check
 from factorize.learner import DivergedError, Learner
+from factorize.loggers import make_loggers
 from factorize.priority import PrioritizedEpisodeBuffer
 from factorize.runner import RolloutStats, Runner, StreamingRunner
 
@@ -135,6 +136,8 @@ class Trainer:
         self.p = Progress(next_log=r.log_interval, next_eval=r.eval_interval,
                           next_checkpoint=r.checkpoint_interval or cfg.steps)
         self.status = "running"
+        self.loggers = make_loggers(cfg.runner.loggers, rundir.path, cfg.to_dict(), cfg.runner.wandb_project,
+                                    self.name)
         self.diverged_at: int | None = None
         self._t0 = time.perf_counter()
         self._c0 = time.process_time()
@@ -201,15 +204,15 @@ class Trainer:
             if result is not None:
                 row.update(result.row())
         self.p.test_s += time.perf_counter() - t0
-        self.p.rows.append(row)
+        self._record(row)
         return row
 
     def _train_row(self, epsilon: float) -> None:
         w = self.p.window
-        self.p.rows.append({"step": self.p.steps, "episode": self.p.episodes, "split": "train",
-                            "return_mean": _mean(w["return"]), "win_rate": _mean(w["won"]),
-                            "loss": _mean(w["loss"]), "q_tot_mean": _mean(w["q_tot_mean"]),
-                            "epsilon": epsilon, "wall_s": round(self.wall(), 3)})
+        self._record({"step": self.p.steps, "episode": self.p.episodes, "split": "train",
+                      "return_mean": _mean(w["return"]), "win_rate": _mean(w["won"]),
+                      "loss": _mean(w["loss"]), "q_tot_mean": _mean(w["q_tot_mean"]),
+                      "epsilon": epsilon, "wall_s": round(self.wall(), 3)})
         self.p.window = {k: [] for k in w}
 
     def _collect_and_learn(self, drain: bool = False) -> float:
@@ -292,9 +295,18 @@ class Trainer:
     def name(self) -> str:
         return f"{self.cfg.algo.name} {self.cfg.env.name} s{self.cfg.seed}"
 
+    def _record(self, row: dict[str, Any]) -> None:
+        """A metrics.csv row: kept for the file, and handed to the other loggers as it is."""
+        self.p.rows.append(row)
+        for logger in self.loggers:
+            logger.log(row)
+
     def close(self) -> None:
         self.env.close()
         self.test_runner.env.close()
+        for logger in self.loggers:
+            logger.close()
+        self.loggers = []
 
     def _batches(
         self, fresh: EpisodeBatch, stats: RolloutStats

@@ -18,13 +18,21 @@ from factorize.errors import ConfigError
 from factorize.experiments.spec import ExperimentSpec, Grid, SpecError
 from factorize.resolve import build_config
 
-HASH_EXCLUDES = ("torch_threads",)
-"""Fields that say how a run is executed, not what it computes; they never force a re-run."""
+HASH_EXCLUDES = ("torch_threads", "runner.loggers", "runner.wandb_project", "runner.igm", "runner.igm_max_joint",
+                 "runner.igm_states")
+"""Fields that say how a run is executed or what it also reports, not what it trains; they never
+force a re-run."""
 
 
 def config_hash(cfg: RunConfig) -> str:
     """A short stable digest of every config value that shapes the result."""
-    data = {k: v for k, v in cfg.to_dict().items() if k not in HASH_EXCLUDES}
+    data = cfg.to_dict()
+    for key in HASH_EXCLUDES:
+        *parents, leaf = key.split(".")
+        section = data
+        for p in parents:
+            section = section[p]
+        section.pop(leaf, None)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
