@@ -94,6 +94,25 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_render(args: argparse.Namespace) -> int:
+    from factorize.render import render_run
+
+    run = Path(args.run)
+    if not (run / "config.yaml").is_file():  # a population's directory: pick the member
+        members = sorted(p.name for p in run.glob("s*") if (p / "config.yaml").is_file())
+        if not members:
+            raise FactorizeError(f"run: {run} is not a run directory (no config.yaml)")
+        if args.seed is None:
+            raise FactorizeError(f"seed: {run} holds a population; pick a member with --seed (one of "
+                                 f"{', '.join(m[1:] for m in members)})")
+        if f"s{args.seed}" not in members:
+            raise FactorizeError(f"seed: {args.seed} is not a member of {run}; allowed: "
+                                 f"{', '.join(m[1:] for m in members)}")
+        run = run / f"s{args.seed}"
+    print(json.dumps(render_run(run, args.episodes, args.out)))
+    return 0
+
+
 def _cmd_qtable(args: argparse.Namespace) -> int:
     from factorize.qtable import q_tables, save_heatmaps
     from factorize.training import load_learner
@@ -240,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("run")
     q.add_argument("--no-plot", action="store_true", help="skip the heatmap PNG")
     q.set_defaults(func=_cmd_qtable)
+
+    v = sub.add_parser("render", help="a GIF of a trained run's greedy policy (MPE and PettingZoo envs)")
+    v.add_argument("run", help="run directory, or a population's directory with --seed")
+    v.add_argument("--episodes", type=int, default=1)
+    v.add_argument("--out", required=True, help="the GIF to write")
+    v.add_argument("--seed", type=int, default=None, help="the population member to play")
+    v.set_defaults(func=_cmd_render)
 
     r = sub.add_parser("report", help="tables, figures and report.md from a results directory or results.csv")
     r.add_argument("results", help="results directory (run dirs below it) or a tidy results.csv")
