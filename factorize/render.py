@@ -1,7 +1,8 @@
 """`factorize render`: play a trained run's greedy policy and save the frames as a GIF.
 
 Envs draw through their own renderer: PettingZoo families (MPE through mpe2, any
-`pettingzoo:` module) with `render_mode="rgb_array"`. A natively vectorised env
+`pettingzoo:` module) with `render_mode="rgb_array"`; SMAX is drawn from its state (units as
+markers, by team and health) with matplotlib, headless. A natively vectorised env
 (mpe:simple_spread_v3's default backend) is drawn by its original package, which the native one
 matches step for step. Families that cannot draw here say so (exit 2). The policy acts exactly as
 in test evaluations: greedy over available actions, recurrent state carried along.
@@ -19,7 +20,7 @@ import torch
 from factorize.errors import ConfigError, FactorizeError
 from factorize.exploration import greedy_actions
 
-DRAWABLE = ("mpe", "pettingzoo")
+DRAWABLE = ("mpe", "pettingzoo", "smax")
 """Env families whose renderer works headless here."""
 FRAME_MS = 100
 """GIF frame duration."""
@@ -39,7 +40,10 @@ def render_run(run: str | Path, episodes: int, out: str | Path, seed: int = 0) -
     family = cfg.env.name.partition(":")[0]
     if family not in DRAWABLE:
         raise ConfigError(f"env.name: {cfg.env.name} cannot be drawn here; families that can: {', '.join(DRAWABLE)}")
-    env_cfg = dataclasses.replace(cfg.env, backend="pettingzoo", kwargs={**cfg.env.kwargs, "render_mode": "rgb_array"})
+    env_cfg = cfg.env
+    if family != "smax":  # PettingZoo envs draw themselves
+        kwargs = {**cfg.env.kwargs, "render_mode": "rgb_array"}
+        env_cfg = dataclasses.replace(cfg.env, backend="pettingzoo", kwargs=kwargs)
     env = make_env(env_cfg)
     agent = learner.agent
     frames: list[np.ndarray] = []
@@ -70,6 +74,8 @@ def render_run(run: str | Path, episodes: int, out: str | Path, seed: int = 0) -
 
 
 def _frame(env: Any) -> np.ndarray:
+    if hasattr(env, "render_frame"):  # SMAX: drawn from its state
+        return env.render_frame()
     inner = getattr(env, "_env", None)
     frame = inner.render() if inner is not None else None
     if not isinstance(frame, np.ndarray) or frame.ndim != 3:

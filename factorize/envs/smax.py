@@ -279,6 +279,7 @@ class SMAXVecEnv:
         self.name = f"smax:{map_name}"
         self.n_envs = n_envs
         self.info = compiled.info
+        self._env = compiled.env
         self._reset_all, self._reset_some, self._step_all = compiled.reset_all, compiled.reset_some, compiled.step_all
         self._key = jax.random.PRNGKey(seed)
         self._states: Any = None
@@ -347,6 +348,32 @@ class SMAXEnv:
             Observation(obs[0], state[0], avail[0]), float(reward[0]), bool(terminated[0]), bool(truncated[0]),
             {"won": bool(won[0])},
         )
+
+    def render_frame(self) -> np.ndarray:
+        """The battlefield now as an RGB image [H,W,3]: allies blue, enemies red, marker area by
+        health, dead units gone (drawn with matplotlib's Agg canvas: headless)."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        inner = self._vec._states.state
+        pos, alive = np.asarray(inner.unit_positions[0]), np.asarray(inner.unit_alive[0]).astype(bool)
+        teams, health = np.asarray(inner.unit_teams[0]), np.asarray(inner.unit_health[0])
+        env = self._vec._env
+        fig = Figure(figsize=(4, 4), dpi=100)
+        canvas = FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        ax.set_xlim(0, float(env.map_width))
+        ax.set_ylim(0, float(env.map_height))
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for team, colour in ((0, "tab:blue"), (1, "tab:red")):
+            show = alive & (teams == team)
+            ax.scatter(pos[show, 0], pos[show, 1], s=20 + 2 * np.clip(health[show], 0, 200), c=colour,
+                       edgecolors="black", linewidths=0.5)
+        ax.set_title(f"{self._vec.name}  step {int(np.asarray(inner.step[0]))}", fontsize=9)
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
     def close(self) -> None:
         self._vec.close()
