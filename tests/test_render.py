@@ -37,10 +37,7 @@ def test_render_draws_smax_from_its_state(tmp_path: Path, capsys: pytest.Capture
                  "runner.eval_interval=100", "runner.test_episodes=2", "runner.n_envs=2", "agent.hidden_dim=16"]) == 0
     capsys.readouterr()
     gif = tmp_path / "3m.gif"
-    assert main(["render", str(run), "--out", str(gif)]) == 0
-    # jaxmarl announces its optional submodules on stdout when first imported in this process
-    written = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert written["frames"] >= 3 and written["size"] == [400, 400]
+    assert main(["render", str(run), "--out", str(gif)]) == 0  # (its JSON line: see the CLI tests)
     with Image.open(gif) as im:
         assert im.size == (400, 400) and im.n_frames >= 3
 
