@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -91,3 +92,24 @@ def test_policy_methods_and_switched_off_runs_log_no_igm(tmp_path: Path) -> None
     cfg = build_config("qmix", "two_step", {"runner.eval_interval": 50, "runner.test_episodes": 2}, steps=100, seed=0)
     train(cfg, tmp_path / "on", progress=False)
     assert all(r["igm_agreement"] == "1.0" for r in _test_rows(tmp_path / "on"))
+
+
+def test_the_report_tabulates_final_igm_agreement_per_variant(tmp_path: Path) -> None:
+    spec = tmp_path / "igm.yaml"
+    spec.write_text("name: igm\nalgos: [qmix]\nenvs: [two_step]\nvariants: {full: {}, monotonic_none: "
+                    "{mixer.monotonic: none}}\nseeds: 2\nbudgets: {quick: {steps: 300, eval_interval: 100, "
+                    "test_episodes: 2}, full: {steps: 600, eval_interval: 200, test_episodes: 2}}\n")
+    import factorize
+
+    assert not factorize.sweep(str(spec), budget="quick", workers=1, out=tmp_path / "res").failed()
+    df = factorize.load_results(tmp_path / "res")
+    report = factorize.build_report(df, tmp_path / "rep")
+    assert "### IGM consistency" in report.markdown
+    table = pd.read_csv(tmp_path / "rep" / "tables" / "igm__igm.csv")
+    full = table[table["method"] == "qmix"]
+    assert full["mean"].tolist() == [1.0] and full["n"].tolist() == [2]
+    # the unrestricted variant's numbers are what its runs logged at their last evaluation
+    last = (df[(df["split"] == "test") & (df["metric"] == "igm_agreement") & (df["variant"] == "monotonic_none")]
+            .sort_values("step").groupby("run").tail(1)["value"])
+    none = table[table["method"] == "qmix/monotonic_none"]
+    assert none["mean"].iloc[0] == pytest.approx(last.mean()) and none["min"].iloc[0] == pytest.approx(last.min())

@@ -143,6 +143,24 @@ def finished(df: pd.DataFrame) -> pd.DataFrame:
     return out[~out["run"].isin(duplicates)] if duplicates else out
 
 
+IGM_METRICS = ("igm_agreement", "igm_agreement_ascent")
+"""The IGM diagnostic's agreement columns (exact, and by coordinate ascent on large joint spaces)."""
+
+
+def igm_final(df: pd.DataFrame) -> pd.DataFrame:
+    """IGM agreement at each finished run's last test evaluation, averaged over seeds.
+
+    Columns: experiment, env, method, metric (exact or ascent), mean, min, n. Empty where no
+    run logged the diagnostic (runs from before it existed)."""
+    f = finished(df)
+    f = f[(f["split"] == "test") & f["metric"].isin(IGM_METRICS)]
+    if f.empty:
+        return pd.DataFrame(columns=["experiment", "env", "method", "metric", "mean", "min", "n"])
+    last = f.sort_values("step", kind="stable").groupby(["run", "metric"]).tail(1)
+    out = last.groupby(["experiment", "env", "method", "metric"])["value"].agg(["mean", "min", "count"])
+    return out.rename(columns={"count": "n"}).reset_index()
+
+
 def unfinished_methods(df: pd.DataFrame) -> pd.DataFrame:
     """Methods with runs but none finished, per experiment x task: a row that would otherwise
     vanish from every table (an ablation whose every seed diverged is a result, not a gap).

@@ -107,6 +107,7 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
     efficiency = agg.sample_efficiency(curves, perf)
     effects = agg.ablation_effects(final)
     games = agg.matrix_games(df, final)
+    igm = agg.igm_final(df)
     q = agg.qtable_frame(df)
     qmeans = agg.mean_qtables(q)
     greedy = agg.modal_greedy(q)
@@ -185,6 +186,19 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
             w.table(tables.ablation_table(e_eff_abl, e_perf), e_eff_abl, f"{s}__ablation")
             w.figure(plots.ablation_points(e_eff_abl, out / "figures" / f"{s}__ablation", formats),
                      "Ablation effects with 95% CI (n seeds per task in legend)")
+
+        e_igm = _only(igm, exp)
+        if not e_igm.empty:
+            w.text("### IGM consistency",
+                   "Fraction of test states where the agents' greedy joint action maximises the method's "
+                   "joint value, at the last evaluation: mean over seeds (lowest seed in brackets). Exact by "
+                   "enumeration; `(ascent)` marks tasks whose joint action space was searched by coordinate "
+                   "ascent, which can only overstate agreement.")
+            cells = e_igm.assign(cell=[f"{m:.3f} [{lo:.3f}]" + (" (ascent)" if metric.endswith("ascent") else "")
+                                       for m, lo, metric in zip(e_igm["mean"], e_igm["min"], e_igm["metric"])])
+            w.table(cells.pivot_table(index="method", columns="env", values="cell", aggfunc="first")
+                    .reindex(agg.order_methods(cells["method"].unique())).fillna(tables.MISSING)
+                    .reset_index(), e_igm, f"{s}__igm")
 
         e_games = _only(games, exp)
         if not e_games.empty:
