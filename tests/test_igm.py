@@ -104,7 +104,7 @@ def test_the_report_tabulates_final_igm_agreement_per_variant(tmp_path: Path) ->
     assert not factorize.sweep(str(spec), budget="quick", workers=1, out=tmp_path / "res").failed()
     df = factorize.load_results(tmp_path / "res")
     report = factorize.build_report(df, tmp_path / "rep")
-    assert "### IGM consistency" in report.markdown
+    assert "### IGM consistency" in report.markdown and (tmp_path / "rep" / "figures" / "igm__igm_curves.png").is_file()
     table = pd.read_csv(tmp_path / "rep" / "tables" / "igm__igm.csv")
     full = table[table["method"] == "qmix"]
     assert full["mean"].tolist() == [1.0] and full["n"].tolist() == [2]

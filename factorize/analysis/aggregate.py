@@ -185,11 +185,22 @@ def score_curves(df: pd.DataFrame) -> pd.DataFrame:
     Columns: experiment, env, method, algo, variant, seed, run, eval, step, value.
     """
     f = finished(df)
-    f = f[(f["split"] == "test") & (f["metric"] == f["env"].map(_score_metrics(f)))]
+    return _curves(f[(f["split"] == "test") & (f["metric"] == f["env"].map(_score_metrics(f)))])
+
+
+def _curves(f: pd.DataFrame) -> pd.DataFrame:
+    """Test rows of one metric per run -> curves with an evaluation index (see `score_curves`)."""
     f = f.sort_values(["run", "step"], kind="stable")
-    f["eval"] = f.groupby("run").cumcount()
+    f = f.assign(eval=f.groupby("run").cumcount())
     return f[["experiment", "env", "method", "algo", "variant", "seed", "run", "eval", "step", "value"]] \
         .reset_index(drop=True)
+
+
+def igm_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Each finished run's IGM agreement at every test evaluation (exact or by ascent, whichever
+    the task logged), as `score_curves`."""
+    f = finished(df)
+    return _curves(f[(f["split"] == "test") & f["metric"].isin(IGM_METRICS)])
 
 
 def final_scores(df: pd.DataFrame) -> pd.DataFrame:

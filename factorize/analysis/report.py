@@ -199,6 +199,11 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
             w.table(cells.pivot_table(index="method", columns="env", values="cell", aggfunc="first")
                     .reindex(agg.order_methods(cells["method"].unique())).fillna(tables.MISSING)
                     .reset_index(), e_igm, f"{s}__igm")
+            e_igm_curves = agg.mean_curves(_only(agg.igm_curves(df), exp))
+            w.data(e_igm_curves, f"{s}__igm_curves")
+            igm_label = dict.fromkeys(e_igm_curves["env"].unique(), "IGM agreement")
+            w.figure(plots.learning_curves(e_igm_curves, looks, igm_label, out / "figures" / f"{s}__igm_curves",
+                                           formats), "IGM agreement vs env steps, mean and 95% CI over seeds")
 
         e_games = _only(games, exp)
         if not e_games.empty:
