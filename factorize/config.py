@@ -513,12 +513,13 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A config dict as dotted keys (`env.kwargs` stays one value)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict) and k != "kwargs":
-            out.update(_flatten(v, f"{key}."))
+            out.update(flatten(v, f"{key}."))
         else:
             out[key] = v
     return out
@@ -624,7 +625,7 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
     declares any more is a ConfigError naming the run's options (exit 2, not a traceback).
     """
     cfg = RunConfig()
-    flat = _flatten({k: v for k, v in data.items() if k not in ("provenance", "sweep")})
+    flat = flatten({k: v for k, v in data.items() if k not in ("provenance", "sweep")})
     apply_overrides(cfg, {k: v for k, v in flat.items() if k not in RETIRED_KEYS}, where_present=True)
     validate(cfg)
     return cfg

@@ -58,7 +58,7 @@ def sample_policy(
     if epsilon <= 0.0:
         greedy = greedy_actions(logits, avail)
         return greedy, torch.ones(greedy.shape)
-    allowed = _allowed(avail)
+    allowed = allowed_actions(avail)
     pi = masked_policy(logits, allowed)
     return _draw((1.0 - epsilon) * pi + epsilon * allowed / allowed.sum(-1, keepdim=True), generator)
 
@@ -71,13 +71,13 @@ def boltzmann_actions(
     if temperature <= 0.0:
         greedy = greedy_actions(qs, avail)
         return greedy, torch.ones(greedy.shape)
-    return _draw(masked_policy(qs / temperature, _allowed(avail)), generator)
+    return _draw(masked_policy(qs / temperature, allowed_actions(avail)), generator)
 
 
-def _allowed(avail: torch.Tensor) -> torch.Tensor:
+def allowed_actions(avail: torch.Tensor) -> torch.Tensor:
     """avail, with action 0 allowed in rows where nothing is (envs whose episode has ended)."""
     none = ~avail.any(-1, keepdim=True)
-    return avail | (none & (torch.arange(avail.shape[-1]) == 0))
+    return avail | (none & (torch.arange(avail.shape[-1], device=avail.device) == 0))
 
 
 def _draw(probs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from factorize.buffer import EpisodeBatch
-from factorize.exploration import greedy_actions
+from factorize.exploration import allowed_actions, greedy_actions
 
 CHUNK_ROWS = 65_536
 """Joint actions valued per mixer call (bounds memory on large joint spaces)."""
@@ -75,7 +75,7 @@ def igm_check(learner, batches: list[EpisodeBatch], max_joint: int, max_states: 
     feats = torch.cat(feats_all)[pick] if feats_all else None
     # a state where some agent has no available action (it has died) counts that agent's
     # action 0, as the env does
-    avail = avail | ~avail.any(-1, keepdim=True) & (torch.arange(avail.shape[-1], device=avail.device) == 0)
+    avail = allowed_actions(avail)
     greedy = greedy_actions(qs, avail)
     value = _joint_values(learner, qs, greedy.unsqueeze(1), state, feats)[:, 0]
     n_agents, n_actions = qs.shape[1], qs.shape[2]

@@ -219,7 +219,9 @@ class Learner(nn.Module):
         clip = self.cfg.learner.grad_clip
         limit = clip if clip is not None else math.inf
         if self.objective.clip_per_group:  # actor and critic each clipped to the limit
-            norms = [clip_grad_norm(group["params"], limit) for group in self.optimizer.param_groups[:2]]
+            groups = self.optimizer.param_groups
+            trained = groups[:-1] if self.rnd is not None else groups  # the RND predictor's group is last
+            norms = [clip_grad_norm(group["params"], limit) for group in trained]
             grad_norm = torch.linalg.vector_norm(torch.stack(norms))
         else:
             grad_norm = clip_grad_norm(self._params, limit)

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+from factorize.config import flatten
 from factorize.errors import ConfigError
 
 LOGGERS = ("csv", "tensorboard", "wandb")
@@ -47,15 +48,9 @@ def _scalars(row: dict[str, Any]) -> dict[str, float]:
             if k not in ID_COLUMNS and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _hparams(config: dict[str, Any]) -> dict[str, Any]:
     """The config flattened to dotted keys with values TensorBoard's hparams accept."""
-    out: dict[str, Any] = {}
-    for k, v in config.items():
-        if isinstance(v, dict) and k != "kwargs":
-            out.update(_hparams(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
-    return out
+    return {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in flatten(config).items()}
 
 
 class TensorBoardLogger:
