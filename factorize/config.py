@@ -525,6 +525,31 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _field_default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def non_defaults(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """The dotted keys of a config tree whose values differ from their field's default.
+
+    A section's defaults are those of its own class (a method's options class included), so a
+    field added later with a default that keeps the old behaviour never appears here; that is
+    what keeps a sweep's config hash, and so its finished runs, valid across versions.
+    """
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out.update(non_defaults(value, f"{prefix}{f.name}."))
+        elif value != _field_default(f):
+            out[f"{prefix}{f.name}"] = value
+    return out
+
+
 def _check_bounds(obj: Any, path: str = "") -> None:
     """Every `bounded` field in the tree, wherever declared (a method's options included)."""
     for f in dataclasses.fields(obj):

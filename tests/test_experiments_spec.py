@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -11,12 +13,14 @@ import pytest
 import yaml
 
 from factorize.cli import main
+from factorize.config import RunConfig
 from factorize.errors import FactorizeError
 from factorize.experiments import executors
-from factorize.experiments.plan import config_hash, plan_runs
+from factorize.experiments.plan import RESULTS_VERSION, config_hash, plan_runs
 from factorize.experiments.spec import SpecError, parse_spec
 from factorize.experiments.specs_index import builtin_specs, list_experiments
 from factorize.experiments.sweep import load_spec
+from factorize.resolve import build_config
 
 VALID: dict[str, Any] = {
     "name": "tiny",
@@ -121,6 +125,38 @@ def test_config_hash_tracks_values_not_execution(tmp_path: Path) -> None:
     assert config_hash(cfg) == task.config_hash
     cfg.learner.lr = cfg.learner.lr * 2
     assert config_hash(cfg) != task.config_hash
+
+
+def test_config_hash_ignores_fields_left_at_their_default(tmp_path: Path) -> None:
+    """A field added in a later version, at a default that keeps the old behaviour, leaves the
+    hash (so committed finished runs stay finished); set off its default, it changes it."""
+    cfg = plan_runs(parse_spec(VALID, "tiny.yaml"), "quick", tmp_path)[0].build()
+    before = config_hash(cfg)
+
+    @dataclasses.dataclass
+    class LaterLearnerConfig(type(cfg.learner)):  # type: ignore[misc]
+        new_switch: bool = False
+
+    cfg.learner = LaterLearnerConfig(**dataclasses.asdict(cfg.learner))
+    assert config_hash(cfg) == before
+    cfg.learner.new_switch = True
+    assert config_hash(cfg) != before
+
+
+def test_config_hash_names_the_method_even_at_its_default() -> None:
+    qmix, vdn = RunConfig(), RunConfig()
+    vdn.algo.name = "vdn"
+    assert config_hash(qmix) != config_hash(vdn)
+
+
+def test_config_hash_of_a_known_config_is_pinned() -> None:
+    """Guards every committed run's hash: if this changes, every finished run in docs/results is
+    trained again. Change it only together with a deliberate `RESULTS_VERSION` bump."""
+    cfg = build_config("qmix", "smax:3m", {"learner.lr": 0.001}, steps=5000)
+    blob = ('{"values":{"algo.name":"qmix","env.name":"smax:3m","learner.lr":0.001,"mixer.name":"qmix",'
+            '"steps":5000},"version":1}')
+    assert RESULTS_VERSION == 1
+    assert config_hash(cfg) == hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def test_grids_inherit_and_conflicting_duplicates_are_refused(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factorize.config import RunConfig
+from factorize.config import RunConfig, non_defaults
 from factorize.errors import ConfigError
 from factorize.experiments.spec import ExperimentSpec, Grid, SpecError
 from factorize.resolve import build_config
@@ -23,17 +23,27 @@ HASH_EXCLUDES = ("torch_threads", "runner.loggers", "runner.wandb_project", "run
 """Fields that say how a run is executed or what it also reports, not what it trains; they never
 force a re-run."""
 
+RESULTS_VERSION = 1
+"""Part of every config hash. Bump it when a change of code or of a default changes what runs
+with the same settings learn: every finished run is then trained again. Adding a field whose
+default keeps the old behaviour needs no bump (only values off their default are hashed)."""
+
+ALWAYS_HASHED = ("algo.name", "mixer.name", "env.name")
+"""Named even at their defaults, so a hash says which method and task it is without the defaults."""
+
 
 def config_hash(cfg: RunConfig) -> str:
-    """A short stable digest of every config value that shapes the result."""
-    data = cfg.to_dict()
+    """A short stable digest of the config values that shape the result: those off their default,
+    the method, mixer and task, and `RESULTS_VERSION`. Stable across versions that only add
+    fields, so committed finished runs stay finished on any later checkout."""
+    values = non_defaults(cfg)
+    for key in ALWAYS_HASHED:
+        section, leaf = key.split(".")
+        values[key] = getattr(getattr(cfg, section), leaf)
     for key in HASH_EXCLUDES:
-        *parents, leaf = key.split(".")
-        section = data
-        for p in parents:
-            section = section[p]
-        section.pop(leaf, None)
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        values.pop(key, None)
+    blob = json.dumps({"version": RESULTS_VERSION, "values": values}, sort_keys=True, separators=(",", ":"),
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
