@@ -23,6 +23,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from factorize.config import RunConfig, parse_overrides, set_field, validate
     from factorize.experiments.rundir import RunDir
     from factorize.population import parse_seeds, train_population
+    from factorize.preemption import PREEMPTED_EXIT, Preempted
     from factorize.resolve import build_config
     from factorize.training import train
 
@@ -60,10 +61,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         else:
             outs = [Path(args.out) if args.out else default(cfgs[0])]
     resume = args.resume is not None
-    if population:
-        summaries = train_population(cfgs, outs, resume=resume)
-    else:
-        summaries = [train(cfgs[0], outs[0], resume=resume)]
+    try:
+        if population:
+            summaries = train_population(cfgs, outs, resume=resume)
+        else:
+            summaries = [train(cfgs[0], outs[0], resume=resume)]
+    except Preempted as exc:
+        print(f"factorize: {exc}: continue with `factorize train --resume {' '.join(map(str, outs))}`",
+              file=sys.stderr)
+        return PREEMPTED_EXIT
     keys = ("status", "algo", "env", "seed", "steps", "test_return_mean", "test_win_rate")
     code = 0
     for out, summary in zip(outs, summaries):
@@ -155,12 +161,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from factorize.experiments.sweep import format_result, run_sweep
+    from factorize.preemption import PREEMPTED_EXIT, Terminated
 
     if args.dry_run:
         return _plan_sweep(args)
 
-    result = run_sweep(args.spec, budget=args.budget, workers=args.workers, executor=args.executor,
-                       address=args.address, out=args.out, population=args.population == "on")
+    try:
+        result = run_sweep(args.spec, budget=args.budget, workers=args.workers, executor=args.executor,
+                           address=args.address, out=args.out, population=args.population == "on")
+    except Terminated:
+        print("factorize: sweep stopped by SIGTERM; its runs wrote checkpoints: the same command resumes them",
+              file=sys.stderr)
+        return PREEMPTED_EXIT
     print(format_result(result))
     for run_id in result.failed()[:10]:
         print(f"factorize: run failed: {run_id} (see its error.txt)", file=sys.stderr)

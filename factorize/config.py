@@ -211,8 +211,10 @@ class RunnerConfig:
     unless WANDB_MODE is set), each needing its extra, e.g. `runner.loggers=[csv,tensorboard]`."""
     wandb_project: str = "factorize"
     """The W&B project of `wandb` logging."""
-    checkpoint_interval: int = 0
-    """Env steps between checkpoints; 0 writes only the final one."""
+    checkpoint_interval: int = 50_000
+    """Env steps between checkpoints (0: only the final one), so a killed run loses minutes, not
+    the run; SIGTERM also writes one before the process exits. Lockstep rollouts learn the same
+    whatever the interval; streaming ones finish their episodes in flight at each checkpoint."""
     keep_checkpoints: int = 2
     """How many of the newest checkpoints to keep."""
     checkpoint_buffer: Literal["auto", "on", "off"] = "auto"

@@ -25,9 +25,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from factorize import preemption
 from factorize.checkpoint import capture_rng, restore_rng
 from factorize.config import RunConfig
 from factorize.errors import FactorizeError
+from factorize.preemption import Preempted, checkpoint_on_sigterm
 from factorize.training import Trainer, open_run
 
 
@@ -109,17 +111,33 @@ def train_population(
         done = sum(min(m.trainer.p.steps, cfg.steps) if m.trainer else cfg.steps for m, cfg in zip(members, cfgs))
         cfg0 = cfgs[0]
         with tqdm(total=total, initial=done, disable=not show, unit="step", dynamic_ncols=True,
-                  desc=f"{cfg0.algo.name} {cfg0.env.name} {_seed_label([c.seed for c in cfgs])}") as bar:
+                  desc=f"{cfg0.algo.name} {cfg0.env.name} {_seed_label([c.seed for c in cfgs])}") as bar, \
+                checkpoint_on_sigterm():
             while any(m.trainer is not None for m in members):
                 for m in members:
                     if m.trainer is None:
                         continue
                     _pass(m, bar)
+                if preemption.requested():
+                    _checkpoint_all(members)
     finally:
         for m in members:
             if m.trainer is not None:
                 m.trainer.close()
     return [m.summary for m in members if m.summary is not None]
+
+
+def _checkpoint_all(members: list[_Member]) -> None:
+    """On SIGTERM: a checkpoint of every member still training, each under its own random
+    states, then `Preempted`."""
+    live = [m for m in members if m.trainer is not None and m.trainer.running]
+    for m in live:
+        assert m.trainer is not None
+        restore_rng(m.rng, {})
+        m.trainer.checkpoint_now()
+        m.rng = capture_rng({})
+    if live:
+        raise Preempted([m.trainer.p.steps for m in live if m.trainer is not None])
 
 
 def _pass(member: _Member, bar: tqdm[Any]) -> None:

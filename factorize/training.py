@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from factorize import preemption
 from factorize.algorithms import get_algorithm
 from factorize.buffer import EpisodeBatch, EpisodeBuffer
 from factorize.checkpoint import capture_rng, check_compatible, describe, load_state_strict, restore_rng
@@ -33,6 +34,7 @@ from factorize.exploration import EpsilonSchedule, make_chooser
 from factorize.igm import igm_check
 from factorize.learner import DivergedError, Learner
 from factorize.loggers import make_loggers
+from factorize.preemption import Preempted, checkpoint_on_sigterm
 from factorize.priority import PrioritizedEpisodeBuffer
 from factorize.runner import RolloutStats, Runner, StreamingRunner
 
@@ -168,6 +170,16 @@ class Trainer:
             "rng": capture_rng(self._generators()),
         }
         self.rundir.save_checkpoint(state, self.p.steps, self.cfg.runner.keep_checkpoints)
+
+    def checkpoint_now(self) -> None:
+        """A checkpoint at the current step, off the `checkpoint_interval` schedule (on SIGTERM).
+
+        Episodes in flight (streaming rollouts) are finished first, as at a scheduled checkpoint;
+        with lockstep rollouts there are none, and the resumed run matches an uninterrupted one."""
+        if self.runner.in_flight:
+            self._collect_and_learn(drain=True)
+        self.rundir.write_metrics(self.p.rows)
+        self.save()
 
     def restore(self, state: dict[str, Any]) -> None:
         where = str(self.rundir.path)
@@ -338,12 +350,16 @@ class Trainer:
         bar = tqdm(total=self.cfg.steps, initial=min(p.steps, self.cfg.steps), disable=not self.show_bar,
                    unit="step", dynamic_ncols=True, desc=self.name)
         try:
-            while self.running:
-                before = p.steps
-                row = self.advance()
-                bar.update(p.steps - before)
-                if row is not None:
-                    bar.set_postfix(test_return=f"{row['return_mean']:.3g}")
+            with checkpoint_on_sigterm():
+                while self.running:
+                    before = p.steps
+                    row = self.advance()
+                    bar.update(p.steps - before)
+                    if row is not None:
+                        bar.set_postfix(test_return=f"{row['return_mean']:.3g}")
+                    if preemption.requested() and self.running:
+                        self.checkpoint_now()
+                        raise Preempted([p.steps])
         finally:
             bar.close()
             self.close()

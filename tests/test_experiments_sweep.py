@@ -182,6 +182,58 @@ def test_sigkilled_sweep_leaves_no_corrupt_file_and_resumes_to_the_same_results(
         assert _results(out, run_id) == _results(reference, run_id)
 
 
+def _newest_checkpoint(run: Path) -> int:
+    kept = RunDir(run).checkpoints() if (run / "checkpoints").exists() else []
+    return int(kept[-1].stem.split("_")[1]) if kept else -1
+
+
+def _logged(run: Path) -> int:
+    try:
+        with open(run / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return -1
+    return int(rows[-1]["step"]) if rows else -1
+
+
+def test_a_sigtermed_sweep_checkpoints_every_run_and_the_same_command_resumes_them(tmp_path: Path) -> None:
+    """SIGTERM (a scheduler's preemption) reaches the workers through the sweep; each run writes
+    a checkpoint where it stands, so no run loses more than `runner.checkpoint_interval` steps
+    (here: nothing, with periodic checkpoints off), and the resumed sweep ends where an
+    uninterrupted one does."""
+    spec = {**TINY, "name": "preempted", "algos": ["qmix"], "seeds": 2,
+            "base": {**TINY["base"], "runner.checkpoint_interval": 0},
+            "budgets": {name: {"steps": 1500, "eval_interval": 150, "test_episodes": 4} for name in ("quick", "full")}}
+    path = tmp_path / "preempted.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    runs = [f"two_step/qmix/default/s{seed}" for seed in (0, 1)]
+    assert run_sweep(str(path), budget="quick", workers=1, out=tmp_path / "reference").counts() == {"finished": 2}
+
+    out = tmp_path / "stopped"
+    cmd = [sys.executable, "-m", "factorize.cli", "sweep", str(path), "--budget", "quick", "--workers", "1",
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while min(_logged(out / run) for run in runs) < 300:
+        assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended before it could be stopped"
+        time.sleep(0.01)
+    logged = {run: _logged(out / run) for run in runs}
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err and "resumes" in err, err
+    for run in runs:
+        assert not (out / run / "summary.json").exists() and not (out / run / "error.txt").exists()
+        assert logged[run] <= _newest_checkpoint(out / run) < 1500, run
+    statuses = {r["id"]: r["status"] for r in json.loads((out / MANIFEST).read_text())["runs"]}
+    assert statuses == {run: "interrupted" for run in runs}
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    for run in runs:
+        assert _results(out, run) == _results(tmp_path / "reference", run)
+
+
 def test_ray_executor_gives_the_local_results(tiny: tuple[Path, Path], tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("ray", reason="ray is an optional extra: pip install 'factorize[ray]'")

@@ -1,4 +1,4 @@
-"""Exact resume after SIGKILL, the divergence guard, and safe checkpoint loading."""
+"""Exact resume after SIGKILL and SIGTERM, the divergence guard, and safe checkpoint loading."""
 
 from __future__ import annotations
 
@@ -65,6 +65,48 @@ def test_sigkill_then_resume_gives_the_uninterrupted_metrics(tmp_path: Path, kin
         assert not (out / "summary.json").exists(), "killed before the end"
         assert main(["train", "--resume", str(out)]) == 0
         assert metrics_without_clock(out) == expected, f"resume after killing at step >= {kill_after}"
+
+
+def last_logged_step(out: Path) -> int:
+    try:
+        with open(out / "metrics.csv") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return -1
+    return int(rows[-1]["step"]) if rows else -1
+
+
+@pytest.mark.parametrize("seeds", [["--seed", "7"], ["--seeds", "7,8"]], ids=["single", "population"])
+def test_sigterm_writes_a_checkpoint_and_resume_gives_the_uninterrupted_metrics(tmp_path: Path,
+                                                                                 seeds: list[str]) -> None:
+    """No periodic checkpoint before the end: the one a resume finds was written on SIGTERM."""
+    steps = 3000
+    argv = [*train_argv(tmp_path / "x", "mlp", steps), "runner.checkpoint_interval=0"]
+    argv = [a for a in argv if a not in ("--seed", "7", "--out", str(tmp_path / "x"))] + seeds
+
+    def members(out: Path) -> list[Path]:
+        return [out / "s7", out / "s8"] if "--seeds" in seeds else [out]
+
+    reference = tmp_path / "reference"
+    assert main([*argv, "--out", str(reference)]) == 0
+    out = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "factorize.cli", *argv, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while min(last_logged_step(m) for m in members(out)) < 600:
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be stopped"
+        time.sleep(0.01)
+    seen = {m: last_logged_step(m) for m in members(out)}
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert len(err.strip().splitlines()) == 1 and "stopped by SIGTERM at step" in err and "--resume" in err, err
+    for member in members(out):
+        assert not (member / "summary.json").exists()
+        assert seen[member] <= newest_step(member) < steps, "SIGTERM wrote no checkpoint at the current step"
+    assert main(["train", "--resume", *map(str, members(out))]) == 0
+    for member, ref in zip(members(out), members(reference)):
+        assert metrics_without_clock(member) == metrics_without_clock(ref)
 
 
 def test_resume_of_a_finished_run_does_nothing(tmp_path: Path) -> None:

@@ -25,8 +25,11 @@ from factorize.errors import FactorizeError
 from factorize.experiments.plan import RunTask
 from factorize.experiments.rundir import RunDir
 from factorize.experiments.worker import INCOMPLETE, RunOutcome, execute, read_outcome, record_crash
+from factorize.preemption import PREEMPTED_EXIT
 
 WORKER_LOG = "worker.log"
+STOP_GRACE_S = 60.0
+"""How long a stopping sweep waits for its workers to checkpoint before killing them."""
 RAY_MISSING = "executor: ray is not installed; install the extra with: pip install 'factorize[ray]'"
 
 
@@ -37,6 +40,8 @@ class Events(Protocol):
 
 
 def _exit_text(code: int) -> str:
+    if code == PREEMPTED_EXIT:
+        return "stopped by SIGTERM after writing a checkpoint (the next sweep resumes it)"
     if code < 0:
         try:
             return f"killed by {signal.Signals(-code).name}"
@@ -116,12 +121,28 @@ class LocalExecutor:
         except BaseException:
             self._stopping.set()
             pool.shutdown(wait=False, cancel_futures=True)
-            with self._lock:
-                for proc in self._children:
-                    proc.kill()
+            self._stop_children()
             raise
         finally:
             pool.shutdown(wait=True)
+
+
+    def _stop_children(self) -> None:
+        """SIGTERM to every worker (each checkpoints its runs and exits), SIGKILL to any still
+        running after `STOP_GRACE_S`. A worker leaves `_children` once it has been reaped."""
+        with self._lock:
+            children = list(self._children)
+        for proc in children:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._children:
+                    return
+            time.sleep(0.05)
+        with self._lock:
+            for proc in self._children:
+                proc.kill()
 
 
 def split_cpu(total: float | None, run_dirs: list[Path]) -> list[float | None]:

@@ -32,6 +32,7 @@ from factorize.experiments.rundir import atomic_write
 from factorize.experiments.spec import BUDGETS, ExperimentSpec, load_spec_file
 from factorize.experiments.specs_index import resolve_spec
 from factorize.experiments.worker import FAILED, RunOutcome, is_complete, read_outcome
+from factorize.preemption import raise_on_sigterm
 
 MANIFEST = "sweep.json"
 SPEC_COPY = "spec.yaml"
@@ -228,7 +229,8 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
         tracker.write_manifest()
         try:
             if todo:
-                runner.run(group_runs(todo, population), tracker)
+                with raise_on_sigterm():  # the executor hands SIGTERM on to its workers
+                    runner.run(group_runs(todo, population), tracker)
         finally:
             tracker.close()
             tracker.mark_interrupted()

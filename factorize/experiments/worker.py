@@ -31,6 +31,7 @@ from factorize.errors import FactorizeError
 from factorize.experiments import runstate
 from factorize.experiments.plan import RunTask, config_hash
 from factorize.experiments.rundir import RunDir
+from factorize.preemption import PREEMPTED_EXIT, Preempted
 
 INCOMPLETE = "incomplete"
 FAILED = "failed"
@@ -137,13 +138,16 @@ def _build(task: RunTask) -> Any:
 
 def execute(tasks: RunTask | list[RunTask]) -> list[RunOutcome]:
     """Train runs (several: one population) into their directories; never raises for a failure of
-    the runs themselves: an error is recorded in every run it left incomplete."""
+    the runs themselves: an error is recorded in every run it left incomplete. On SIGTERM the
+    runs checkpoint and `Preempted` propagates (no error: they are unfinished, not failed)."""
     group = [tasks] if isinstance(tasks, RunTask) else tasks
     t0 = time.perf_counter()
     try:
         for task in group:
             _prepare(task)
         _train([_build(task) for task in group], [Path(task.run_dir) for task in group])
+    except Preempted:  # checkpoints written; the runs stay incomplete and resume next time
+        raise
     except Exception:
         text = traceback.format_exc()
         for task in group:
@@ -173,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.parent is not None:
         _exit_when_orphaned(args.parent)
     tasks = [RunTask(**t) for t in json.loads(sys.stdin.read())]
-    outcomes = execute(tasks)
+    try:
+        outcomes = execute(tasks)
+    except Preempted as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return PREEMPTED_EXIT
     return 0 if all(o.status != INCOMPLETE for o in outcomes) else 1
 
 
