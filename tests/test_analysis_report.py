@@ -187,7 +187,7 @@ def test_ablation_table_is_percent_of_full_qmix(results: Path):
     df = _load(results)
     final = agg.final_scores(df)
     effects = agg.ablation_effects(final)
-    table = tables.ablation_table(effects, agg.final_performance(final)).set_index("component removed")
+    table = tables.ablation_table(effects, agg.final_performance(final)).set_index("variant")
     # qtran: vdn 0 vs qmix 7 -> -100%; no_hypernet 4 vs 7 -> -42.9%
     assert table.loc["no_mixing", QTRAN_GAME].startswith("-100.0% [")
     e = effects.set_index(["env", "method"])
@@ -418,7 +418,7 @@ def test_the_same_run_under_two_variant_names_counts_once(tmp_path: Path):
     effects = agg.ablation_effects(final)
     assert effects["method"].tolist() == ["vdn/no_mixing", "qmix/no_clip"]  # the component VDN removes
     ablation = tables.ablation_table(effects, agg.final_performance(final))
-    assert ablation["component removed"].tolist() == ["none (qmix, final score)", "no_mixing", "no_clip"]
+    assert ablation["variant"].tolist() == ["none (qmix, final score)", "no_mixing", "no_clip"]
 
 
 def test_ablation_rows_are_named_variants_and_vdn_as_no_mixing():
@@ -453,3 +453,33 @@ def test_a_method_whose_every_run_diverged_is_named_not_dropped(tmp_path: Path):
     assert missing[["method", "runs", "statuses"]].values.tolist() == [["qmix/no_target", 2, "2 diverged"]]
     md = build_report(df, tmp_path / "out", formats=("png",)).markdown
     assert f"no run finished (see Runs not used): qmix/no_target on {SPREAD} (2 diverged)." in md
+
+
+def _curve(means: list[float], half: float = 0.5, method: str = "qmix") -> pd.DataFrame:
+    steps = [1000 * (k + 1) for k in range(len(means))]
+    return pd.DataFrame({"experiment": "pilot", "env": "task", "method": method, "eval": range(len(means)),
+                         "step": steps, "n": 5, "mean": means, "ci_low": [m - half for m in means],
+                         "ci_high": [m + half for m in means]})
+
+
+def test_flatness_compares_the_last_fifth_of_each_budget_with_the_ci_half_width() -> None:
+    # at budget b the reference point is the last evaluation at or before 0.8 b: 10k -> 8k, 7k -> 5k
+    # (5.6k), 6k -> 4k (4.8k); half-width 0.5 everywhere
+    rising_then_flat = [0, 5, 8, 9, 9.5, 9.6, 9.7, 9.7, 9.8, 9.8]
+    dip = rising_then_flat[:8] + [11, 9.8]  # 9k moves 1.3 from 7k: not flat; 10k moves 0.1 from 8k
+    still_rising = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    flat = agg.flatness(pd.concat([_curve(rising_then_flat, method="a"), _curve(dip, method="b"),
+                                   _curve(still_rising, method="c")])).set_index("method")
+    assert flat.loc["a", "change"] == pytest.approx(0.1) and flat.loc["a", "half_width"] == pytest.approx(0.5)
+    assert bool(flat.loc["a", "flat"]) and flat.loc["a", "first_flat"] == 7000 and flat.loc["a", "flat_after"] == 7000
+    assert bool(flat.loc["b", "flat"]) and flat.loc["b", "first_flat"] == 7000 and flat.loc["b", "flat_after"] == 10000
+    assert not flat.loc["c", "flat"] and flat.loc["c", "change"] == pytest.approx(2.0)
+    assert np.isnan(flat.loc["c", "first_flat"]) and np.isnan(flat.loc["c", "flat_after"])
+    shown = tables.flatness_table(flat.reset_index()).set_index("method")
+    assert shown.loc["c", "flat"] == "no" and shown.loc["c", "first flat at"] == "never"
+    assert shown.loc["b", "flat from"] == "10,000"
+
+
+def test_a_curve_too_short_to_judge_is_not_flat() -> None:
+    flat = agg.flatness(_curve([1.0])).iloc[0]
+    assert not flat["flat"] and np.isnan(flat["change"]) and np.isnan(flat["first_flat"])

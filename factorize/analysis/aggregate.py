@@ -45,6 +45,9 @@ RISING_MIN_EVALS = 3
 RISING_TOLERANCE = 0.1
 """Rise between the windows, as a fraction of the task's score range, that counts as rising;
 below it the difference is within the noise of a few seeds' test episodes."""
+FLAT_TAIL = 0.2
+"""A curve is *flat* at budget b when its seed mean moved by less than its 95% CI half-width at b
+between (1 - FLAT_TAIL) b and b: the issue's test for a pilot's budget (see `flatness`)."""
 RANDOM_METHOD = "random policy"
 """The label of the random baseline's row in tables."""
 WIN_RATE_FAMILIES = ("smax",)
@@ -252,6 +255,47 @@ def still_rising(mcurves: pd.DataFrame) -> pd.DataFrame:
             rows.append({"experiment": exp, "env": env, "method": method, "evals": len(v), "before": before,
                          "last": last, "rising": bool(judged and last - before > RISING_TOLERANCE * span)})
     return pd.DataFrame(rows, columns=["experiment", "env", "method", "evals", "before", "last", "rising"])
+
+
+def _flat_at(steps: np.ndarray, means: np.ndarray, half: np.ndarray, i: int) -> tuple[float, bool] | None:
+    """(change over the last `FLAT_TAIL` of budget steps[i], flat?) or None when no earlier
+    evaluation is at or before (1 - FLAT_TAIL) steps[i] (the curve is too short to judge)."""
+    earlier = np.flatnonzero(steps[:i] <= (1 - FLAT_TAIL) * steps[i])
+    if not len(earlier):
+        return None
+    change = float(means[i] - means[earlier[-1]])  # the evaluation nearest below 80% of the budget
+    return change, bool(abs(change) < half[i])
+
+
+def flatness(mcurves: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment x task x method: is the seed-mean test curve flat at the end, and from which
+    budget on was it?
+
+    At each evaluated budget b: `change` = mean(b) - mean(the last evaluation at or before
+    0.8 b); flat when |change| < the 95% CI half-width at b. Columns: experiment, env, method,
+    n (seeds at the end), step (the last budget), change, half_width, flat (at the last budget),
+    first_flat (the smallest budget flat at itself, NaN if none), flat_after (the smallest budget
+    from which every later evaluated budget is flat too, NaN if the last is not flat).
+    """
+    rows = []
+    for (exp, env, method), m in mcurves.groupby(["experiment", "env", "method"], sort=True):
+        m = m.sort_values("eval")
+        steps, means = m["step"].to_numpy(float), m["mean"].to_numpy(float)
+        half = (m["ci_high"].to_numpy(float) - m["ci_low"].to_numpy(float)) / 2
+        judged = [(float(steps[i]), r) for i in range(len(steps)) if (r := _flat_at(steps, means, half, i))]
+        flags = [flat for _, (_, flat) in judged]
+        first = next((b for b, (_, flat) in judged if flat), float("nan"))
+        after = float("nan")
+        for k in range(len(judged) - 1, -1, -1):
+            if not flags[k]:
+                break
+            after = judged[k][0]
+        end = judged[-1][1] if judged and judged[-1][0] == steps[-1] else (float("nan"), False)
+        rows.append({"experiment": exp, "env": env, "method": method, "n": int(m["n"].iloc[-1]),
+                     "step": float(steps[-1]), "change": end[0], "half_width": float(half[-1]),
+                     "flat": bool(end[1]), "first_flat": first, "flat_after": after})
+    return pd.DataFrame(rows, columns=["experiment", "env", "method", "n", "step", "change", "half_width", "flat",
+                                       "first_flat", "flat_after"])
 
 
 def annotate(perf: pd.DataFrame, baselines: pd.DataFrame, rising: pd.DataFrame) -> pd.DataFrame:

@@ -105,6 +105,7 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
     perf = agg.annotate(agg.final_performance(final), agg.random_baselines(df), agg.still_rising(mcurves))
     aggregate = agg.aggregate_performance(final)
     efficiency = agg.sample_efficiency(curves, perf)
+    flatness = agg.flatness(mcurves)
     effects = agg.ablation_effects(final)
     games = agg.matrix_games(df, final)
     igm = agg.igm_final(df)
@@ -165,6 +166,15 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
         w.text("### Learning curves")
         w.figure(plots.learning_curves(e_curves, looks, ylabel, out / "figures" / f"{s}__curves", formats),
                  "Test score vs env steps, mean and 95% CI over seeds (n in legend)")
+
+        e_flat = _only(flatness, exp)
+        w.text("### Convergence",
+               f"Flat: the seed-mean test curve moved by less than its 95% CI half-width over the last "
+               f"{agg.FLAT_TAIL:.0%} of the budget (from the last evaluation at or before "
+               f"{1 - agg.FLAT_TAIL:.0%} of it). First flat at: the smallest evaluated budget that passes "
+               "this test; flat from: the smallest budget from which every later one passes it too "
+               "(a pilot's budget).")
+        w.table(tables.flatness_table(e_flat), e_flat, f"{s}__convergence")
 
         w.text("### Final performance and sample efficiency",
                "Steps to 80%: env steps until the seed-mean test curve first gets 80% of the way from "

@@ -115,23 +115,40 @@ def baseline_table(perf: pd.DataFrame, efficiency: pd.DataFrame) -> pd.DataFrame
 
 
 def ablation_table(effects: pd.DataFrame, perf: pd.DataFrame) -> pd.DataFrame:
-    """Rows = ablated methods, columns = tasks: effect on final score relative to full QMIX,
-    in percent with a 95% CI; the first row gives full QMIX's own final score."""
+    """Rows = variants (a component removed, a trick added), columns = tasks: effect on final
+    score relative to full QMIX, in percent with a 95% CI; the first row gives full QMIX's own
+    final score."""
     tasks = _task_columns(effects)
     ref_label = REFERENCE_METHOD
     ref = perf[perf["method"] == ref_label].set_index("env")
-    first = {"component removed": f"none ({ref_label}, final score)", "seeds": seeds_text(ref["n"])}
+    first = {"variant": f"none ({ref_label}, final score)", "seeds": seeds_text(ref["n"])}
     for task in tasks:
         first[task] = interval(ref.loc[task, "mean"], ref.loc[task, "ci_low"], ref.loc[task, "ci_high"]) \
             + notes(ref.loc[task]) if task in ref.index else MISSING
     rows = [first]
     for method in order_methods(effects["method"]):
         m = effects[effects["method"] == method].set_index("env")
-        row = {"component removed": short_label(method), "seeds": seeds_text(m["n"])}
+        row = {"variant": short_label(method), "seeds": seeds_text(m["n"])}
         for task in tasks:
             row[task] = interval(m.loc[task, "effect_pct"], m.loc[task, "ci_low"], m.loc[task, "ci_high"],
                                  digits=1, unit="%") if task in m.index else MISSING
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def flatness_table(flat: pd.DataFrame) -> pd.DataFrame:
+    """Rows task x method: the last budget, the seed mean's change over its last 20% against the
+    95% CI half-width there, flat or not, and the budgets from which it was flat."""
+    rows = []
+    for task in _task_columns(flat):
+        t = flat[flat["env"] == task].set_index("method")
+        for method in order_methods(t.index):
+            r = t.loc[method]
+            rows.append({"task": task, "method": method, "seeds": str(int(r["n"])), "budget": steps_text(r["step"]),
+                         "change over last 20%": num(r["change"], 3), "CI half-width": num(r["half_width"], 3),
+                         "flat": "yes" if r["flat"] else "no",
+                         "first flat at": steps_text(r["first_flat"]).replace("not reached", "never"),
+                         "flat from": steps_text(r["flat_after"]).replace("not reached", MISSING)})
     return pd.DataFrame(rows)
 
 
