@@ -211,8 +211,20 @@ class Learner(nn.Module):
         inputs.weights = None if weights is None else weights.to(self.device)
         inputs.loss_from = None if loss_from is None else loss_from.to(self.device)
         target_obj = self.target_objective if self.use_targets else self.objective
+        for _ in range(self.objective.extra_critic_steps):  # an actor-critic's critic-only steps
+            self._gradient_step(self.objective.critic_loss(inputs, target_obj))
         loss, stats = self.objective.loss(inputs, target_obj)
         self.td_errors = inputs.td_errors
+        grad_norm = self._gradient_step(loss, novelty_loss)
+        if novelty_loss is not None:
+            stats = {**stats, "intrinsic_reward": bonus.sum() / batch.mask.sum().clamp(min=1)}
+        self.updates += 1
+        self._update_targets()
+        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **{k: float(v) for k, v in stats.items()}}
+
+    def _gradient_step(self, loss: Tensor, novelty_loss: Tensor | None = None) -> Tensor:
+        """Backward, clip, check, step; returns the clipped gradients' norm (before clipping).
+        Parameters the loss does not reach keep no gradient, and the optimiser leaves them."""
         for p in self._params + self._rnd_params:  # zero_grad(set_to_none=True) without its hooks
             p.grad = None
         (loss if novelty_loss is None else loss + novelty_loss).backward()
@@ -227,16 +239,13 @@ class Learner(nn.Module):
             grad_norm = clip_grad_norm(self._params, limit)
         if novelty_loss is not None:  # clipped on its own: the predictor's scale is not the agents'
             clip_grad_norm(self._rnd_params, limit)
-            stats = {**stats, "intrinsic_reward": bonus.sum() / batch.mask.sum().clamp(min=1)}
         # checked before stepping, so the networks keep their last finite values
         if not torch.isfinite(loss.detach() + grad_norm):
             raise DivergedError(
                 f"loss {float(loss.detach())}, gradient norm {float(grad_norm)} at update {self.updates + 1}"
             )
         optimizer_step(self.optimizer)
-        self.updates += 1
-        self._update_targets()
-        return {"loss": float(loss.detach()), "grad_norm": float(grad_norm), **{k: float(v) for k, v in stats.items()}}
+        return grad_norm
 
     @torch.no_grad()
     def _update_targets(self) -> None:

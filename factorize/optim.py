@@ -61,8 +61,8 @@ def _has_fused_adam_state(optimizer: torch.optim.Optimizer) -> bool:
 def clip_grad_norm(params: Sequence[Tensor], max_norm: float) -> Tensor:
     """`torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)` for CPU float32 gradients."""
     grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
+    if not grads:  # e.g. an actor's group during a critic-only step
+        return torch.zeros((), device=params[0].device if params else None)
     total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
     torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
     return total

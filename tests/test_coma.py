@@ -153,3 +153,33 @@ def test_actor_and_critic_gradients_are_clipped_each_to_the_limit(monkeypatch: p
     batch.actions = batch.actions.long()
     learner.update(batch)
     assert len(seen) == 1 and seen[0] == pytest.approx([1e-5, 1e-5], rel=1e-3)
+
+
+def test_extra_critic_steps_train_the_critic_alone_before_the_joint_step() -> None:
+    """`algo.critic_steps=3`: three optimiser steps reach the critic, one the actor (Adam's step
+    counts), and the critic's loss on the batch falls below one step's."""
+    from factorize.envs import make_vec_env
+    from factorize.learner import Learner
+    from factorize.runner import Runner
+
+    def one_update(critic_steps: int) -> tuple[Learner, float, float]:
+        torch.manual_seed(0)
+        cfg = build_config("coma", "two_step", {"runner.n_envs": 8, "algo.critic_steps": critic_steps}, steps=8)
+        env = make_vec_env(cfg.env, 8)
+        learner = Learner(cfg, env.info)
+        batch, _ = Runner(env, learner.agent, torch.Generator().manual_seed(0)).rollout(epsilon=1.0)
+        batch.actions = batch.actions.long()
+        inputs = learner.inputs(batch)
+        before = float(learner.objective.critic_loss(inputs, learner.target_objective).detach())
+        learner.update(batch)
+        after = float(learner.objective.critic_loss(learner.inputs(batch), learner.target_objective).detach())
+        return learner, before, after
+
+    learner, before, after_three = one_update(3)
+    steps = {id(p): int(learner.optimizer.state[p]["step"]) for g in learner.optimizer.param_groups
+             for p in g["params"] if p in learner.optimizer.state}
+    critic = [steps[id(p)] for p in learner.objective.critic.parameters()]
+    actor = [steps[id(p)] for p in learner.agent.parameters()]
+    assert set(critic) == {3} and set(actor) == {1}
+    _, before_one, after_one = one_update(1)
+    assert before_one == pytest.approx(before) and after_three < after_one < before

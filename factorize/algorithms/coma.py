@@ -43,6 +43,9 @@ class COMAConfig(AlgoConfig):
     """Width of the critic's two hidden layers."""
     entropy: float = bounded(0.0, 0.0, float("inf"))
     """Weight of a policy-entropy bonus in the actor loss (0: the paper's loss)."""
+    critic_steps: int = bounded(1, 1, 1000)
+    """Critic optimiser steps per batch; the last is taken with the actor's. PyMARL trains the
+    critic once per time step of the batch (25 on simple_spread); 1 trains it as often as the actor."""
 
 
 def counterfactual_advantage(q_all: Tensor, pi: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
@@ -87,24 +90,39 @@ class COMAObjective(Objective):
         super().__init__(cfg, info)
         self.critic = COMACritic(info, self.options(COMAConfig).critic_hidden)
 
-    def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
-        assert isinstance(target, COMAObjective)
-        options = self.options(COMAConfig)
+    @property
+    def extra_critic_steps(self) -> int:
+        return self.options(COMAConfig).critic_steps - 1
+
+    def _critic_terms(self, inputs: UpdateInputs, target: COMAObjective) -> tuple[Tensor, Tensor, Tensor]:
+        """(critic loss, q_all [B,T,N,A], taken [B,T,N]): the critic against TD(lambda) returns of
+        the target critic."""
         b = inputs.batch
         actions = b.actions  # [B,T,N]
-        logits = inputs.agent_qs
         # the action valued at step t+1: the one taken, or at the last state the greedy one
-        greedy = greedy_actions(logits.detach(), b.avail)  # [B,T+1,N]
+        greedy = greedy_actions(inputs.agent_qs.detach(), b.avail)  # [B,T+1,N]
         taken_next = torch.cat([actions[:, 1:], greedy[:, -1:]], dim=1)
         real_next = torch.cat([b.mask[:, 1:], torch.zeros_like(b.mask[:, :1])], dim=1)
         next_actions = torch.where(real_next.unsqueeze(-1), taken_next, greedy[:, 1:])
         with torch.no_grad():
             q_next = target.critic(b.state[:, 1:], next_actions).gather(-1, next_actions.unsqueeze(-1)).squeeze(-1)
             returns = lambda_returns(b.reward * inputs.reward_scale, b.terminated, b.mask, q_next, inputs.gamma,
-                                     options.td_lambda)
+                                     self.options(COMAConfig).td_lambda)
         q_all = self.critic(b.state[:, :-1], actions)  # [B,T,N,A]
         taken = q_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-        critic_loss = inputs.masked_mean((taken - returns) ** 2)
+        return inputs.masked_mean((taken - returns) ** 2), q_all, taken
+
+    def critic_loss(self, inputs: UpdateInputs, target: Objective) -> Tensor:
+        assert isinstance(target, COMAObjective)
+        return self._critic_terms(inputs, target)[0]
+
+    def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
+        assert isinstance(target, COMAObjective)
+        options = self.options(COMAConfig)
+        b = inputs.batch
+        actions = b.actions  # [B,T,N]
+        logits = inputs.agent_qs
+        critic_loss, q_all, taken = self._critic_terms(inputs, target)
         pi = masked_policy(logits[:, :-1], b.avail[:, :-1])
         advantage, _ = counterfactual_advantage(q_all.detach(), pi.detach(), actions)
         log_pi = torch.log(pi.gather(-1, actions.unsqueeze(-1)).squeeze(-1).clamp(min=1e-10))

@@ -220,6 +220,17 @@ class Objective(nn.Module):
     def loss(self, inputs: UpdateInputs, target: Objective) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
 
+    @property
+    def extra_critic_steps(self) -> int:
+        """Critic-only optimiser steps the learner takes on each batch before the full step (an
+        actor-critic whose critic needs more steps than its actor; 0 for value methods)."""
+        return 0
+
+    def critic_loss(self, inputs: UpdateInputs, target: Objective) -> Tensor:
+        """The loss of an extra critic step (see `extra_critic_steps`): a loss whose gradient
+        reaches the critic's parameters only."""
+        raise NotImplementedError(f"{type(self).__name__} takes no critic-only steps")
+
     def joint_value(
         self, mixer: Mixer | None, agent_qs: Tensor, actions: Tensor, state: Tensor, features: Tensor | None
     ) -> Tensor:
