@@ -97,6 +97,25 @@ def test_rerun_skips_every_complete_run(tiny: tuple[Path, Path], capsys: pytest.
     assert json.loads((out / MANIFEST).read_text())["cpu_s_total"] == cpu_before > 0  # compute is kept
 
 
+COMMITTED_FILES = ("config.yaml", "metrics.csv", "summary.json", "sweep.yaml")
+"""What a study commits of each finished run (no checkpoints, no logs)."""
+
+
+def test_a_fresh_checkout_with_only_the_committed_files_skips_every_finished_run(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, reference = tiny
+    out = tmp_path / "checkout"
+    for run_id in RUN_IDS:
+        (out / run_id).mkdir(parents=True)
+        for name in COMMITTED_FILES:
+            shutil.copy(reference / run_id / name, out / run_id / name)
+    code = main(["sweep", str(spec), "--budget", "quick", "--out", str(out)])
+    assert code == 0 and "all 4 runs already complete" in capsys.readouterr().out
+    assert not list(out.glob("**/checkpoints")), "a committed finished run was trained again"
+    assert all(_results(out, run_id) == _results(reference, run_id) for run_id in RUN_IDS)
+
+
 def test_deleting_a_summary_reruns_only_that_run(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     spec, reference = tiny
     out = tmp_path / "copy"
