@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 import torch
 
-from factorize.config import build_config
+from factorize.resolve import build_config
 from factorize.runner import random_policy
 
 TASKS = ("mpe:simple_spread_v3", "smax:3m", "smax:2s3z", "lbf:Foraging-8x8-2p-2f-v3")
