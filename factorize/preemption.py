@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from types import FrameType
 
 PREEMPTED_EXIT = 128 + signal.SIGTERM
@@ -38,18 +38,10 @@ def _raise(signum: int, frame: FrameType | None) -> None:
     raise Terminated()
 
 
-@contextmanager
-def raise_on_sigterm() -> Iterator[None]:
+def raise_on_sigterm() -> AbstractContextManager[None]:
     """While inside (main thread only), SIGTERM raises `Terminated`: for a process that
     trains nothing itself and must pass the request on (a sweep)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return _handling_sigterm(_raise)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -61,17 +53,22 @@ def requested() -> bool:
     return _requested.is_set()
 
 
-@contextmanager
-def checkpoint_on_sigterm() -> Iterator[None]:
+def checkpoint_on_sigterm() -> AbstractContextManager[None]:
     """While inside, SIGTERM sets the flag `requested()` reads instead of ending the process.
 
     Outside the main thread (where Python cannot install handlers) this does nothing, and
     SIGTERM keeps its usual effect.
     """
+    return _handling_sigterm(_on_sigterm)
+
+
+@contextmanager
+def _handling_sigterm(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """`handler` for SIGTERM while inside (main thread only), the previous one restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
