@@ -18,7 +18,8 @@ of SMAX), which for short runs such as the matrix suite is a third of a run.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,6 @@ from factorize import preemption
 from factorize.checkpoint import capture_rng, restore_rng
 from factorize.config import RunConfig
 from factorize.errors import FactorizeError
-from factorize.preemption import Preempted, checkpoint_on_sigterm
 from factorize.training import Trainer, open_run
 
 
@@ -80,6 +80,13 @@ class _Member:
     rng: dict[str, Any]
     """The global random states this member left after its last pass."""
 
+    @contextmanager
+    def own_random_states(self) -> Iterator[None]:
+        """The global random states as this member left them, and its own kept after."""
+        restore_rng(self.rng, {})
+        yield
+        self.rng = capture_rng({})
+
 
 def _seed_label(seeds: list[int]) -> str:
     if seeds == list(range(seeds[0], seeds[0] + len(seeds))) and len(seeds) > 1:
@@ -112,7 +119,7 @@ def train_population(
         cfg0 = cfgs[0]
         with tqdm(total=total, initial=done, disable=not show, unit="step", dynamic_ncols=True,
                   desc=f"{cfg0.algo.name} {cfg0.env.name} {_seed_label([c.seed for c in cfgs])}") as bar, \
-                checkpoint_on_sigterm():
+                preemption.checkpoint_on_sigterm():
             while any(m.trainer is not None for m in members):
                 for m in members:
                     if m.trainer is None:
@@ -130,14 +137,12 @@ def train_population(
 def _checkpoint_all(members: list[_Member]) -> None:
     """On SIGTERM: a checkpoint of every member still training, each under its own random
     states, then `Preempted`."""
-    live = [m for m in members if m.trainer is not None and m.trainer.running]
-    for m in live:
-        assert m.trainer is not None
-        restore_rng(m.rng, {})
-        m.trainer.checkpoint_now()
-        m.rng = capture_rng({})
+    live = [(m, m.trainer) for m in members if m.trainer is not None and m.trainer.running]
+    for member, trainer in live:
+        with member.own_random_states():
+            trainer.checkpoint_now()
     if live:
-        raise Preempted([m.trainer.p.steps for m in live if m.trainer is not None])
+        raise preemption.Preempted([trainer.p.steps for _, trainer in live])
 
 
 def _pass(member: _Member, bar: tqdm[Any]) -> None:
@@ -145,10 +150,9 @@ def _pass(member: _Member, bar: tqdm[Any]) -> None:
     trainer = member.trainer
     assert trainer is not None
     if trainer.running:  # a member restored at its last step (killed before its summary) only finishes
-        restore_rng(member.rng, {})
         before = trainer.p.steps
-        trainer.advance()
-        member.rng = capture_rng({})
+        with member.own_random_states():
+            trainer.advance()
         bar.update(trainer.p.steps - before)
     if not trainer.running:
         member.summary = trainer.finish()

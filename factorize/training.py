@@ -34,7 +34,6 @@ from factorize.exploration import EpsilonSchedule, make_chooser
 from factorize.igm import igm_check
 from factorize.learner import DivergedError, Learner
 from factorize.loggers import make_loggers
-from factorize.preemption import Preempted, checkpoint_on_sigterm
 from factorize.priority import PrioritizedEpisodeBuffer
 from factorize.runner import RolloutStats, Runner, StreamingRunner
 
@@ -350,7 +349,7 @@ class Trainer:
         bar = tqdm(total=self.cfg.steps, initial=min(p.steps, self.cfg.steps), disable=not self.show_bar,
                    unit="step", dynamic_ncols=True, desc=self.name)
         try:
-            with checkpoint_on_sigterm():
+            with preemption.checkpoint_on_sigterm():
                 while self.running:
                     before = p.steps
                     row = self.advance()
@@ -359,7 +358,7 @@ class Trainer:
                         bar.set_postfix(test_return=f"{row['return_mean']:.3g}")
                     if preemption.requested() and self.running:
                         self.checkpoint_now()
-                        raise Preempted([p.steps])
+                        raise preemption.Preempted([p.steps])
         finally:
             bar.close()
             self.close()
