@@ -480,6 +480,20 @@ def test_flatness_compares_the_last_fifth_of_each_budget_with_the_ci_half_width(
     assert shown.loc["b", "flat from"] == "10,000"
 
 
+def test_a_collapsed_curve_that_passes_flatness_is_flagged_below_its_peak() -> None:
+    """simple_spread without reward standardisation: the seeds spread as the values diverged, so
+    the CI outgrew the tail's move and the flatness test alone called a collapse flat."""
+    collapse = _curve([-60, -58, -70, -90, -110, -130, -140, -145, -150, -155], half=23.0, method="a")
+    steady = _curve([0, 5, 8, 9, 9.5, 9.6, 9.7, 9.7, 9.8, 9.8], method="b")
+    flat = agg.flatness(pd.concat([collapse, steady])).set_index("method")
+    assert bool(flat.loc["a", "flat"])  # -155 - (-145) = -10, inside the half-width of 23
+    assert flat.loc["a", "peak"] == -58 and flat.loc["a", "peak_step"] == 2000
+    assert flat.loc["a", "below_peak"] == pytest.approx(97) and bool(flat.loc["a", "declined"])
+    assert flat.loc["b", "below_peak"] == 0 and not flat.loc["b", "declined"]
+    shown = tables.flatness_table(flat.reset_index()).set_index("method")
+    assert shown.loc["a", "fell from peak"] == "yes" and shown.loc["a", "peak (at)"] == "-58.000 (2,000)"
+
+
 def test_a_curve_too_short_to_judge_is_not_flat() -> None:
     flat = agg.flatness(_curve([1.0])).iloc[0]
     assert not flat["flat"] and np.isnan(flat["change"]) and np.isnan(flat["first_flat"])

@@ -275,7 +275,12 @@ def flatness(mcurves: pd.DataFrame) -> pd.DataFrame:
     0.8 b); flat when |change| < the 95% CI half-width at b. Columns: experiment, env, method,
     n (seeds at the end), step (the last budget), change, half_width, flat (at the last budget),
     first_flat (the smallest budget flat at itself, NaN if none), flat_after (the smallest budget
-    from which every later evaluated budget is flat too, NaN if the last is not flat).
+    from which every later evaluated budget is flat too, NaN if the last is not flat), peak and
+    peak_step (the best seed mean and where), below_peak (peak - the last mean) and declined
+    (below_peak > the CI half-width at the end).
+
+    Flatness alone passes a curve that collapsed and then spread its seeds widely (the CI grows
+    faster than the tail moves); `declined` catches it, so a pilot's budget needs both.
     """
     rows = []
     for (exp, env, method), m in mcurves.groupby(["experiment", "env", "method"], sort=True):
@@ -291,11 +296,15 @@ def flatness(mcurves: pd.DataFrame) -> pd.DataFrame:
                 break
             after = judged[k][0]
         end = judged[-1][1] if judged and judged[-1][0] == steps[-1] else (float("nan"), False)
+        best = int(np.argmax(means))  # scores are higher-is-better (return, win rate)
+        below = float(means[best] - means[-1])
         rows.append({"experiment": exp, "env": env, "method": method, "n": int(m["n"].iloc[-1]),
                      "step": float(steps[-1]), "change": end[0], "half_width": float(half[-1]),
-                     "flat": bool(end[1]), "first_flat": first, "flat_after": after})
+                     "flat": bool(end[1]), "first_flat": first, "flat_after": after,
+                     "peak": float(means[best]), "peak_step": float(steps[best]), "below_peak": below,
+                     "declined": bool(below > half[-1])})
     return pd.DataFrame(rows, columns=["experiment", "env", "method", "n", "step", "change", "half_width", "flat",
-                                       "first_flat", "flat_after"])
+                                       "first_flat", "flat_after", "peak", "peak_step", "below_peak", "declined"])
 
 
 def annotate(perf: pd.DataFrame, baselines: pd.DataFrame, rising: pd.DataFrame) -> pd.DataFrame:

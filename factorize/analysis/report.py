@@ -172,8 +172,10 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
                f"Flat: the seed-mean test curve moved by less than its 95% CI half-width over the last "
                f"{agg.FLAT_TAIL:.0%} of the budget (from the last evaluation at or before "
                f"{1 - agg.FLAT_TAIL:.0%} of it). First flat at: the smallest evaluated budget that passes "
-               "this test; flat from: the smallest budget from which every later one passes it too "
-               "(a pilot's budget).")
+               "this test; flat from: the smallest budget from which every later one passes it too. "
+               "Fell from peak: the last seed mean lies below the curve's best by more than the CI "
+               "half-width (a collapse whose widening seeds can still pass the flatness test). A pilot's "
+               "budget is where the curve is flat from and has not fallen from its peak.")
         w.table(tables.flatness_table(e_flat), e_flat, f"{s}__convergence")
 
         w.text("### Final performance and sample efficiency",

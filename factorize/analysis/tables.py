@@ -138,7 +138,8 @@ def ablation_table(effects: pd.DataFrame, perf: pd.DataFrame) -> pd.DataFrame:
 
 def flatness_table(flat: pd.DataFrame) -> pd.DataFrame:
     """Rows task x method: the last budget, the seed mean's change over its last 20% against the
-    95% CI half-width there, flat or not, and the budgets from which it was flat."""
+    95% CI half-width there, flat or not, the budgets from which it was flat, and how far the
+    end lies below the curve's peak (a collapse flatness alone can miss)."""
     rows = []
     for task in _task_columns(flat):
         t = flat[flat["env"] == task].set_index("method")
@@ -148,7 +149,9 @@ def flatness_table(flat: pd.DataFrame) -> pd.DataFrame:
                          "change over last 20%": num(r["change"], 3), "CI half-width": num(r["half_width"], 3),
                          "flat": "yes" if r["flat"] else "no",
                          "first flat at": steps_text(r["first_flat"]).replace("not reached", "never"),
-                         "flat from": steps_text(r["flat_after"]).replace("not reached", MISSING)})
+                         "flat from": steps_text(r["flat_after"]).replace("not reached", MISSING),
+                         "peak (at)": f"{num(r['peak'], 3)} ({steps_text(r['peak_step'])})",
+                         "below peak": num(r["below_peak"], 3), "fell from peak": "yes" if r["declined"] else "no"})
     return pd.DataFrame(rows)
 
 
