@@ -36,6 +36,11 @@ class EnvConfig:
     """How per-agent rewards become the team reward (PettingZoo, LBF, RWARE)."""
     kwargs: dict = field(default_factory=dict)
     """Keyword arguments passed to the wrapped env's constructor, e.g. '{max_cycles: 50}'."""
+    time_limit: Literal["truncate", "terminate"] = "truncate"
+    """How an episode that hits its time limit ends for the learner: `truncate` bootstraps from
+    the last state (the limit is not part of the task); `terminate` counts it as the task's end,
+    as EPyMARL's gym wrapper does on MPE and LBF. Where the state carries no clock (MPE), bootstrapping
+    makes the values infinite-horizon, about 1/(1-gamma) rewards deep."""
     backend: Literal["auto", "native", "pettingzoo"] = "auto"
     """For envs with a native vectorised implementation (mpe:simple_spread_v3): `auto` uses it
     when it supports the kwargs, `pettingzoo` forces the original package."""

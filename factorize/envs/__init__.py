@@ -16,7 +16,7 @@ from factorize.envs.mpe_native import SUPPORTED_KWARGS as SUPPORTED_SPREAD_KWARG
 from factorize.envs.mpe_native import make_simple_spread_vec
 from factorize.envs.optional import installed
 from factorize.envs.two_step import TwoStepGame
-from factorize.envs.vec import BatchedEnv, VecEnv, VecStep
+from factorize.envs.vec import BatchedEnv, TimeLimitAsTermination, VecEnv, VecStep
 from factorize.errors import ConfigError
 
 __all__ = [
@@ -238,7 +238,13 @@ def make_env(cfg: EnvConfig) -> MultiAgentEnv:
 
 
 def make_vec_env(cfg: EnvConfig, n_envs: int) -> BatchedEnv:
-    """E envs on `VecEnv`'s interface: the family's own batched env if it has one, else a VecEnv."""
+    """E envs on `VecEnv`'s interface: the family's own batched env if it has one, else a VecEnv;
+    with `env.time_limit=terminate`, one whose time limit ends episodes as a termination."""
+    env = _batched(cfg, n_envs)
+    return TimeLimitAsTermination(env) if cfg.time_limit == "terminate" else env
+
+
+def _batched(cfg: EnvConfig, n_envs: int) -> BatchedEnv:
     fam, arg = _split(cfg.name)
     if resolve_backend(cfg) == "native":
         return NATIVE_VEC[cfg.name](n_envs, cfg.kwargs)

@@ -107,3 +107,29 @@ class VecEnv:
     def close(self) -> None:
         for env in self.envs:
             env.close()
+
+
+class TimeLimitAsTermination:
+    """A batched env whose time limit counts as the episode's termination (`env.time_limit=terminate`).
+
+    The runners store `terminated` and let only it stop the TD target, so turning truncation into
+    termination here changes every method's targets, COMA's critic included, in one place.
+    """
+
+    def __init__(self, env: BatchedEnv) -> None:
+        self.env = env
+        self.info = env.info
+        self.n_envs = env.n_envs
+
+    def reset(self, seeds: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.env.reset(seeds)
+
+    def reset_envs(self, which: np.ndarray, seeds: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.env.reset_envs(which, seeds)
+
+    def step(self, actions: np.ndarray, active: np.ndarray) -> VecStep:
+        out = self.env.step(actions, active)
+        return out._replace(terminated=out.terminated | out.truncated, truncated=np.zeros_like(out.truncated))
+
+    def close(self) -> None:
+        self.env.close()
