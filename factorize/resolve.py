@@ -34,7 +34,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "agent.hidden_dim": 64,
         "mixer.embed_dim": 32,
     },
-    # EPyMARL's QMIX on MPE as measured for the throughput comparison (issue 6).
+    # EPyMARL's QMIX (its qmix.yaml, MLP agents) as measured for the throughput comparison
+    # (issue 6), with its reward standardisation and its gym wrapper's time limit as termination:
+    # without both, QMIX's values diverged on simple_spread (docs/results/pilot_spread_unstandardised).
     "epymarl": {
         "agent.kind": "mlp",
         "agent.hidden_dim": 64,
@@ -54,6 +56,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "learner.target_interval": 200,
         "learner.grad_clip": 10.0,
         "learner.gamma": 0.99,
+        "learner.reward_norm": "standardise",
+        "env.time_limit": "terminate",
         "explore.schedule": "linear",
         "explore.epsilon_start": 1.0,
         "explore.epsilon_finish": 0.05,
