@@ -65,7 +65,8 @@ def main(root: str) -> None:
         rows += [(f"{name}.budget", manifest["budget"]), (f"{name}.workers", manifest["workers"]),
                  (f"{name}.runs", len(runs)), (f"{name}.runs_finished", int((runs["status"] == "finished").sum())),
                  (f"{name}.runs_trained_here", len(own)),
-                 (f"{name}.runs_reused", int(runs["config_hash"].isin(trained_by.keys() - set(own["config_hash"])).sum())),
+                 (f"{name}.runs_reused",
+                  int(runs["config_hash"].isin(trained_by.keys() - set(own["config_hash"])).sum())),
                  (f"{name}.train_hours", round(own["wall_s"].sum() / 3600, 2)),
                  (f"{name}.cpu_hours", round(own["cpu_s"].sum() / 3600, 2)),
                  (f"{name}.last_sitting_wall_hours", round((updated - started).total_seconds() / 3600, 2))]

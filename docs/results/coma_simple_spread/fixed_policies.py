@@ -12,9 +12,9 @@ import sys
 import pandas as pd
 import torch
 
-from factorize.resolve import build_config
 from factorize.envs import make_vec_env
 from factorize.networks import AgentNetwork
+from factorize.resolve import build_config
 from factorize.runner import RolloutStats, Runner
 
 TASK = "mpe:simple_spread_v3"
