@@ -19,6 +19,7 @@ import pytest
 import torch
 import yaml
 
+from factorize.analysis import load_results
 from factorize.cli import main
 from factorize.experiments import worker
 from factorize.experiments.executors import LocalExecutor
@@ -114,6 +115,27 @@ def test_a_fresh_checkout_with_only_the_committed_files_skips_every_finished_run
     assert code == 0 and "all 4 runs already complete" in capsys.readouterr().out
     assert not list(out.glob("**/checkpoints")), "a committed finished run was trained again"
     assert all(_results(out, run_id) == _results(reference, run_id) for run_id in RUN_IDS)
+
+
+def test_another_experiment_adopts_finished_runs_of_the_same_config(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """The converged study's full QMIX is the pilot's: a spec planning a run that another
+    experiment finished under the same hash skips it and reports it as its own."""
+    spec, reference = tiny
+    out = tmp_path / "study"
+    shutil.copytree(reference, out)
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({**TINY, "name": "study"}))
+    result = run_sweep(str(study), budget="quick", workers=2, out=out)
+    assert result.skipped == 4 and result.counts() == {"finished": 4}
+    for run_id in RUN_IDS:
+        meta = yaml.safe_load((out / run_id / "sweep.yaml").read_text())
+        config = yaml.safe_load((out / run_id / "config.yaml").read_text())
+        assert meta["experiment"] == config["sweep"]["experiment"] == "study"
+        assert meta["trained_by"] == config["sweep"]["trained_by"] == "tiny"
+        assert _results(out, run_id) == _results(reference, run_id)
+    assert set(load_results(out)["experiment"]) == {"study"}
+    run_sweep(str(spec), budget="quick", workers=2, out=out)  # and back: the trainer stays on record
+    assert yaml.safe_load((out / RUN_IDS[0] / "sweep.yaml").read_text())["trained_by"] == "tiny"
 
 
 def test_deleting_a_summary_reruns_only_that_run(tiny: tuple[Path, Path], tmp_path: Path) -> None:

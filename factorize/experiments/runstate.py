@@ -29,6 +29,23 @@ def write_sweep_meta(run_dir: Path, meta: dict[str, Any]) -> None:
     atomic_write(Path(run_dir) / SWEEP_FILE, yaml.safe_dump(meta, sort_keys=False))
 
 
+def adopt(run_dir: Path, experiment: str) -> bool:
+    """Relabel a complete run that another experiment trained under the same config hash as
+    `experiment`'s (a pilot's full QMIX is the converged study's): `sweep.yaml` and config.yaml's
+    `sweep:` section name the new experiment, `trained_by` the one that trained it. Reports group
+    runs by that name, so the run counts once, where it now sits. True when relabelled."""
+    run_dir = Path(run_dir)
+    meta = read_sweep_meta(run_dir)
+    if meta is None or meta.get("experiment") == experiment:
+        return False
+    meta = {**meta, "experiment": experiment, "trained_by": meta.get("trained_by") or meta.get("experiment")}
+    write_sweep_meta(run_dir, meta)
+    config = read_mapping(run_dir / "config.yaml")
+    if config is not None:
+        atomic_write(run_dir / "config.yaml", yaml.safe_dump({**config, "sweep": meta}, sort_keys=False))
+    return True
+
+
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
     try:
         data = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())

@@ -222,6 +222,7 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
         earlier = _earlier_cpu(out_dir / MANIFEST)
         for task in tasks:
             if task.run_id in complete:
+                runstate.adopt(Path(task.run_dir), spec.name)
                 outcome = read_outcome(task)
                 outcome.cpu_s = earlier.get((task.run_id, task.config_hash))
                 tracker.statuses[task.run_id] = outcome.status
