@@ -220,6 +220,21 @@ def test_shipped_specs_parse_and_cover_the_study() -> None:
         assert grid.budgets["quick"].steps < grid.budgets["full"].steps
 
 
+def test_the_converged_study_plans_the_pilots_runs_so_it_adopts_them(tmp_path: Path) -> None:
+    """Full QMIX of `converged` is the pilot's run (same place, same config hash): a sweep into a
+    directory holding the pilot's finished runs trains none of them again."""
+    pilot = {t.run_id: t.config_hash for t in plan_runs(load_spec("pilot"), "full", tmp_path)}
+    converged = {t.run_id: t for t in plan_runs(load_spec("converged"), "full", tmp_path)}
+    assert len(pilot) == 25 and all(converged[run_id].config_hash == h for run_id, h in pilot.items())
+    tasks = {t.env for t in converged.values()}
+    assert tasks == {"mpe:simple_spread_v3", "lbf:Foraging-8x8-2p-2f-coop-v3", "smax:3m", "smax:2s3z", "smax:3s5z"}
+    for env in tasks:  # every method, and every component and trick over full QMIX, 5 seeds each
+        labels = {(t.algo, t.variant) for t in converged.values() if t.env == env and t.seed == 4}
+        assert {a for a, v in labels if v == "default"} == EXPECTED_ALGOS
+        variants = {v for a, v in labels if v != "default"}
+        assert ABLATION - {"full", "no_mixing"} <= variants and {"td_lambda", "per", "boltzmann", "rnd"} <= variants
+
+
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     captured = capsys.readouterr()
