@@ -497,3 +497,20 @@ def test_a_collapsed_curve_that_passes_flatness_is_flagged_below_its_peak() -> N
 def test_a_curve_too_short_to_judge_is_not_flat() -> None:
     flat = agg.flatness(_curve([1.0])).iloc[0]
     assert not flat["flat"] and np.isnan(flat["change"]) and np.isnan(flat["first_flat"])
+
+
+def test_an_experiment_with_components_and_tricks_gets_a_table_for_each(tmp_path: Path) -> None:
+    """The converged study removes the card's components and adds tricks in one experiment."""
+    runs = tmp_path / "r"
+    finals = {("qmix", None): 10.0, ("vdn", "no_mixing"): 5.0, ("qmix", "no_hypernet"): 8.0, ("qmix", "per"): 12.0}
+    for (algo, variant), score in finals.items():
+        for seed in (0, 1):
+            make_run(runs, algo, "two_step", seed, [(50, 0.0), (100, score)], variant=variant,
+                     experiment="converged", sweep_mapping=True)
+    md = build_report(_load(runs), tmp_path / "out", formats=("png",)).markdown
+    assert md.index("### Ablation") < md.index("### Training tricks")
+    ablation = pd.read_csv(tmp_path / "out" / "tables" / "converged__ablation.csv")
+    tricks = pd.read_csv(tmp_path / "out" / "tables" / "converged__tricks.csv")
+    assert set(ablation["method"]) == {"vdn/no_mixing", "qmix/no_hypernet"}
+    assert list(tricks["method"]) == ["qmix/per"] and tricks["effect_pct"].iloc[0] == pytest.approx(20.0)
+    assert (tmp_path / "out" / "figures" / "converged__tricks.png").is_file()

@@ -72,6 +72,16 @@ def ablation_methods(labels) -> list[str]:
     return [m for m in order_methods(labels) if "/" in m or m == NO_MIXING[0]]
 
 
+CARD_COMPONENTS = ("no_mixing", "monotonic_none", "no_hypernet", "no_target", "no_clip")
+"""The variants that remove one of the QMIX design card's ablated components; any other named
+variant adds something (a training trick)."""
+
+
+def removes_a_component(method: str) -> bool:
+    """True for an ablation row (`ablation_name`) that removes one of the card's components."""
+    return short_label(method) in CARD_COMPONENTS
+
+
 def ablation_name(method: str) -> str:
     """An ablation row's method: `vdn/no_mixing` for VDN (the component it removes), else itself."""
     return "/".join(NO_MIXING) if method == NO_MIXING[0] else method

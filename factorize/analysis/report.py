@@ -81,6 +81,17 @@ class _Writer:
         self.text(f"![{caption}]({rel})", f"*{caption}*" + (f" ({others})" if others else ""))
 
 
+def _ablation_sections(effects: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str]]:
+    """(title, rows, file stem) per relative-effect table: one `Ablation` table, or, where an
+    experiment both removes the card's components and adds training tricks, one table each."""
+    if effects.empty:
+        return []
+    removes = effects["method"].map(agg.removes_a_component)
+    if removes.all() or not removes.any():
+        return [("Ablation", effects, "ablation")]
+    return [("Ablation", effects[removes], "ablation"), ("Training tricks", effects[~removes], "tricks")]
+
+
 def _only(frame: pd.DataFrame, experiment: str) -> pd.DataFrame:
     return frame[frame["experiment"] == experiment]
 
@@ -186,18 +197,17 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
         w.table(tables.baseline_table(e_perf, e_eff), e_perf.merge(e_eff, on=["experiment", "env", "method"],
                                                                    how="left"), f"{s}__baselines")
 
-        e_eff_abl = _only(effects, exp)
-        if not e_eff_abl.empty:
-            w.text("### Ablation",
+        for title, part, stem in _ablation_sections(_only(effects, exp)):
+            w.text(f"### {title}",
                    f"Effect of each change on the final score relative to full "
                    f"{agg.REFERENCE_METHOD}: 100 (mean - mean_ref) / |mean_ref|, positive = "
                    "better, 95% CI resampling both sets of seeds. First row: notes as in the final "
                    "performance table." + (" `no_mixing` is VDN (QMIX's agents, summed instead of mixed), "
                                            "`vdn` in the other tables." if "/".join(agg.NO_MIXING)
-                                           in set(e_eff_abl["method"]) else ""))
-            w.table(tables.ablation_table(e_eff_abl, e_perf), e_eff_abl, f"{s}__ablation")
-            w.figure(plots.ablation_points(e_eff_abl, out / "figures" / f"{s}__ablation", formats),
-                     "Ablation effects with 95% CI (n seeds per task in legend)")
+                                           in set(part["method"]) else ""))
+            w.table(tables.ablation_table(part, e_perf), part, f"{s}__{stem}")
+            w.figure(plots.ablation_points(part, out / "figures" / f"{s}__{stem}", formats),
+                     f"{title} effects with 95% CI (n seeds per task in legend)")
 
         e_igm = _only(igm, exp)
         if not e_igm.empty:
