@@ -469,3 +469,28 @@ def test_the_scripts_behind_committed_numbers_still_import(script: str) -> None:
     spec = importlib.util.spec_from_file_location(f"results_script_{Path(script).stem}", RESULTS / script)
     assert spec is not None and spec.loader is not None
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+def test_the_card_comparison_reads_each_verdict_from_the_ci() -> None:
+    """A hand-built ablation table: a CI below 0 agrees with the card, one above 0 disagrees, one
+    spanning 0 detects nothing, and a component whose card figure is not quoted gets no verdict."""
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("card_compare", RESULTS / "converged" / "card_compare.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = pd.DataFrame([
+        {"env": "a", "method": "vdn/no_mixing", "n": 5, "effect_pct": -20.0, "ci_low": -30.0, "ci_high": -5.0},
+        {"env": "b", "method": "vdn/no_mixing", "n": 5, "effect_pct": 20.0, "ci_low": 5.0, "ci_high": 30.0},
+        {"env": "a", "method": "qmix/no_target", "n": 5, "effect_pct": -1.0, "ci_low": -9.0, "ci_high": 4.0},
+        {"env": "a", "method": "qmix/no_clip", "n": 4, "effect_pct": -50.0, "ci_low": -60.0, "ci_high": -40.0},
+    ])
+    out = module.compare(table).set_index(["variant", "env"])
+    assert out.loc[("no_mixing", "a"), "verdict"] == "agree" and out.loc[("no_mixing", "a"), "card_gain"] == "+40%"
+    assert out.loc[("no_mixing", "b"), ["removing", "verdict"]].tolist() == ["helps", "disagree"]
+    assert out.loc[("no_target", "a"), ["removing", "verdict"]].tolist() == ["no effect detected", "not detected"]
+    assert out.loc[("no_clip", "a"), ["removing", "verdict", "seeds"]].tolist() == ["hurts", "no card figure", 4]
+    assert len(out) == 4  # components without runs have no rows
