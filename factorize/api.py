@@ -12,6 +12,7 @@ Errors are the command line's: bad input raises `factorize.errors.ConfigError` (
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +46,14 @@ def train(algo: str, env: str, *, steps: int | None = None, seed: int = 0, out: 
 
 
 def sweep(spec: str, *, budget: str = "quick", workers: int = 2, out: str | Path | None = None,
-          population: bool = True, executor: str = "local", progress: bool = False) -> SweepResult:
-    """Run a spec's incomplete runs (as `factorize sweep`): a built-in name or a YAML path."""
+          population: bool = True, executor: str = "local", progress: bool = False,
+          only: Sequence[str] = ()) -> SweepResult:
+    """Run a spec's incomplete runs (as `factorize sweep`): a built-in name or a YAML path;
+    `only` (shell globs over run ids) limits this call to the matching runs."""
     from factorize.experiments.sweep import run_sweep
 
     return run_sweep(spec, budget=budget, workers=workers, executor=executor, out=out, progress=progress,
-                     population=population)
+                     population=population, only=only)
 
 
 def load_results(path: str | Path, baselines: bool = True) -> pd.DataFrame:

@@ -168,7 +168,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     try:
         result = run_sweep(args.spec, budget=args.budget, workers=args.workers, executor=args.executor,
-                           address=args.address, out=args.out, population=args.population == "on")
+                           address=args.address, out=args.out, population=args.population == "on",
+                           only=args.only or ())
     except Terminated:
         print("factorize: sweep stopped by SIGTERM; its runs wrote checkpoints: the same command resumes them",
               file=sys.stderr)
@@ -185,13 +186,13 @@ def _plan_sweep(args: argparse.Namespace) -> int:
 
     from factorize.experiments.executors import make_executor
     from factorize.experiments.plan import group_runs, plan_runs
-    from factorize.experiments.sweep import load_spec
+    from factorize.experiments.sweep import load_spec, select_runs
     from factorize.experiments.worker import is_complete
 
     spec = load_spec(args.spec)
     make_executor(args.executor, args.workers, args.address)  # the same checks as a real sweep
     out = Path(args.out) if args.out is not None else Path("results") / spec.name
-    tasks = plan_runs(spec, args.budget, out.absolute())
+    tasks = select_runs(plan_runs(spec, args.budget, out.absolute()), args.only or (), spec.name)
     todo = [t for t in tasks if not is_complete(t)]
     per_env = Counter(t.env for t in tasks)
     print(json.dumps({"experiment": spec.name, "budget": args.budget, "out": str(out), "runs": len(tasks),
@@ -295,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--budget", choices=["quick", "full"], default="full")
     sw.add_argument("--population", choices=["on", "off"], default="on",
                     help="on: runs that differ only in seed train as one population per process (default)")
+    sw.add_argument("--only", action="append", metavar="PATTERN", default=None,
+                    help="train only the runs whose id matches (shell glob, repeatable), e.g. "
+                         "'mpe-simple_spread_v3/qmix/*/s*'; the others are left as they are")
     sw.add_argument("--dry-run", action="store_true",
                     help="check the spec and every run's config, print what would run (JSON), run nothing")
     sw.set_defaults(func=_cmd_sweep)

@@ -138,6 +138,40 @@ def test_another_experiment_adopts_finished_runs_of_the_same_config(tiny: tuple[
     assert yaml.safe_load((out / RUN_IDS[0] / "sweep.yaml").read_text())["trained_by"] == "tiny"
 
 
+def test_only_trains_the_matching_runs_and_the_same_runs_as_a_full_sweep(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--only` picks runs by id; what it trains equals the full sweep's runs, the rest stay untrained
+    and pending in the manifest, and the full command afterwards trains only those."""
+    spec, reference = tiny
+    out = tmp_path / "part"
+    code = main(["sweep", str(spec), "--budget", "quick", "--out", str(out), "--only", "two_step/qmix/*"])
+    assert code == 0 and "(--only: 2 of its 4 runs)" in capsys.readouterr().out
+    qmix = [r for r in RUN_IDS if "/qmix/" in r]
+    assert all(_results(out, r) == _results(reference, r) for r in qmix)
+    assert not any((out / r).exists() for r in RUN_IDS if r not in qmix)
+    statuses = {r["id"]: r["status"] for r in json.loads((out / MANIFEST).read_text())["runs"]}
+    assert statuses == {r: "finished" if r in qmix else "pending" for r in RUN_IDS}
+    result = run_sweep(str(spec), budget="quick", workers=2, out=out)
+    assert result.skipped == 2 and result.counts() == {"finished": 4} and result.planned == 4
+    assert all(_results(out, r) == _results(reference, r) for r in RUN_IDS)
+
+
+def test_an_only_pattern_that_matches_no_run_exits_2_naming_a_run_id(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, _ = tiny
+    for dry in ([], ["--dry-run"]):
+        code = main(["sweep", str(spec), "--out", str(tmp_path / "x"), "--only", "two_step/qmix/*",
+                     "--only", "mpe*", *dry])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert "only: 'mpe*' matches none of the 4 runs of tiny; run ids look like two_step/vdn/default/s0" in err
+    assert not (tmp_path / "x").exists()
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "x"), "--only", "*/s1", "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["to_run"] == 2
+
+
 def test_deleting_a_summary_reruns_only_that_run(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     spec, reference = tiny
     out = tmp_path / "copy"

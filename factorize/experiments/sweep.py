@@ -8,12 +8,13 @@ own directory, so a sweep killed at any point continues where it stopped.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +49,8 @@ class SweepResult:
     skipped: int
     """Runs already complete before this invocation."""
     statuses: dict[str, str] = field(default_factory=dict)
+    planned: int | None = None
+    """Runs the spec plans, where `--only` selected `total` of them."""
 
     def failed(self) -> list[str]:
         return [rid for rid, s in self.statuses.items() if s == FAILED]
@@ -184,8 +187,13 @@ class _Tracker:
 
 def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str = "local",
               address: str | None = None, out: str | Path | None = None,
-              progress: bool | None = None, population: bool = True) -> SweepResult:
+              progress: bool | None = None, population: bool = True,
+              only: Sequence[str] = ()) -> SweepResult:
     """Run every incomplete run of spec `ref`; returns the final status of each run.
+
+    `only`: shell-style patterns over run ids (`mpe-simple_spread_v3/qmix/no_*/s*`); where given,
+    this invocation trains the matching runs alone, so a long study can be run part by part, or
+    split across machines, without a spec of its own (the runs keep the full spec's config hash).
 
     With `population` (the default), incomplete runs that differ only in seed train together as
     one population per worker process; off, each run has a process of its own. Either way each
@@ -201,6 +209,7 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
     shown = Path(out) if out is not None else Path("results") / spec.name
     out_dir = shown.absolute()  # run directories must mean the same on every Ray node
     tasks = plan_runs(spec, budget, out_dir)
+    selected = select_runs(tasks, only, spec.name)
     threads = 1 if executor == "ray" else max(1, (os.cpu_count() or 1) // workers)
     for task in tasks:
         task.torch_threads = threads
@@ -213,10 +222,10 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
     with _exclusive(out_dir):
         atomic_write(out_dir / SPEC_COPY, yaml.safe_dump(spec.raw, sort_keys=False))
         complete = {t.run_id for t in tasks if is_complete(t)}
-        todo = [t for t in tasks if t.run_id not in complete]
+        todo = [t for t in selected if t.run_id not in complete]
         header = {"experiment": spec.name, "description": spec.description, "spec": spec.source,
                   "budget": budget, "executor": executor, "workers": workers, "address": address,
-                  "started": _now()}
+                  "only": list(only), "started": _now()}
         show = sys.stderr.isatty() if progress is None else progress
         tracker = _Tracker(spec.name, out_dir, tasks, header, len(todo), show)
         earlier = _earlier_cpu(out_dir / MANIFEST)
@@ -235,8 +244,23 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
         finally:
             tracker.close()
             tracker.mark_interrupted()
-    return SweepResult(name=spec.name, out=shown, total=len(tasks), skipped=len(complete),
-                       statuses=dict(tracker.statuses))
+    chosen = {t.run_id for t in selected}
+    return SweepResult(name=spec.name, out=shown, total=len(selected), skipped=len(complete & chosen),
+                       statuses={rid: s for rid, s in tracker.statuses.items() if rid in chosen},
+                       planned=len(tasks))
+
+
+def select_runs(tasks: list[RunTask], only: Sequence[str], name: str) -> list[RunTask]:
+    """The planned runs whose id matches one of `only`'s patterns (all of them without any); a
+    pattern that matches nothing is a mistake worth an error, not a sweep that trains nothing."""
+    if not only:
+        return tasks
+    for pattern in only:
+        if not any(fnmatch.fnmatchcase(t.run_id, pattern) for t in tasks):
+            example = tasks[0].run_id if tasks else "env/algo/variant/s0"
+            raise FactorizeError(f"only: {pattern!r} matches none of the {len(tasks)} runs of {name}; "
+                                 f"run ids look like {example}")
+    return [t for t in tasks if any(fnmatch.fnmatchcase(t.run_id, p) for p in only)]
 
 
 def _earlier_cpu(manifest: Path) -> dict[tuple[str, str], float]:
@@ -251,6 +275,8 @@ def _earlier_cpu(manifest: Path) -> dict[tuple[str, str], float]:
 def format_result(result: SweepResult) -> str:
     """The one line `factorize sweep` prints."""
     name = result.name
+    if result.planned is not None and result.planned != result.total:
+        name = f"{name} (--only: {result.total} of its {result.planned} runs)"
     if result.skipped == result.total:
         return f"sweep {name}: all {result.total} runs already complete in {result.out}; nothing to do"
     counts = result.counts()
