@@ -10,11 +10,13 @@ integer 0-200 did 93% of the time); a README number changed by one unit in its l
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -464,24 +466,22 @@ def test_a_changed_number_in_the_readme_is_caught() -> None:
 def test_the_scripts_behind_committed_numbers_still_import(script: str) -> None:
     """Each script that produced a committed CSV loads against today's package (a renamed import
     once broke random_policy.py unnoticed); running it is left to whoever regenerates the CSV."""
-    import importlib.util
+    _load_script(script)
 
+
+def _load_script(script: str) -> ModuleType:
+    """A results script (a path under docs/results) as a module, without running its main."""
     spec = importlib.util.spec_from_file_location(f"results_script_{Path(script).stem}", RESULTS / script)
     assert spec is not None and spec.loader is not None
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_card_comparison_reads_each_verdict_from_the_ci() -> None:
     """A hand-built ablation table: a CI below 0 agrees with the card, one above 0 disagrees, one
     spanning 0 detects nothing, and a component whose card figure is not quoted gets no verdict."""
-    import importlib.util
-
-    import pandas as pd
-
-    spec = importlib.util.spec_from_file_location("card_compare", RESULTS / "converged" / "card_compare.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_script("converged/card_compare.py")
     table = pd.DataFrame([
         {"env": "a", "method": "vdn/no_mixing", "n": 5, "effect_pct": -20.0, "ci_low": -30.0, "ci_high": -5.0},
         {"env": "b", "method": "vdn/no_mixing", "n": 5, "effect_pct": 20.0, "ci_low": 5.0, "ci_high": 30.0},

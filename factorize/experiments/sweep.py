@@ -255,12 +255,13 @@ def select_runs(tasks: list[RunTask], only: Sequence[str], name: str) -> list[Ru
     pattern that matches nothing is a mistake worth an error, not a sweep that trains nothing."""
     if not only:
         return tasks
+    chosen = [t for t in tasks if any(fnmatch.fnmatchcase(t.run_id, p) for p in only)]
     for pattern in only:
-        if not any(fnmatch.fnmatchcase(t.run_id, pattern) for t in tasks):
+        if not any(fnmatch.fnmatchcase(t.run_id, pattern) for t in chosen):
             example = tasks[0].run_id if tasks else "env/algo/variant/s0"
             raise FactorizeError(f"only: {pattern!r} matches none of the {len(tasks)} runs of {name}; "
                                  f"run ids look like {example}")
-    return [t for t in tasks if any(fnmatch.fnmatchcase(t.run_id, p) for p in only)]
+    return chosen
 
 
 def _earlier_cpu(manifest: Path) -> dict[tuple[str, str], float]:

@@ -20,6 +20,8 @@ import sys
 
 import pandas as pd
 
+from factorize.analysis.aggregate import short_label
+
 CARD = [  # component, the variant that removes it, the card's gain from the component
     ("mixing network", "no_mixing", "+40%"),
     ("monotonicity", "monotonic_none", "not quoted"),
@@ -47,7 +49,7 @@ def verdict(card: str, effect: str) -> str:
 def compare(ablation: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for component, variant, card in CARD:
-        for _, r in ablation[ablation["method"].str.split("/").str[-1] == variant].sort_values("env").iterrows():
+        for _, r in ablation[ablation["method"].map(short_label) == variant].sort_values("env").iterrows():
             rows.append({"component": component, "variant": variant, "env": r["env"], "card_gain": card,
                          "seeds": int(r["n"]), "effect_of_removing_pct": round(float(r["effect_pct"]), 1),
                          "ci_low": round(float(r["ci_low"]), 1), "ci_high": round(float(r["ci_high"]), 1),
