@@ -20,6 +20,7 @@ from types import ModuleType
 
 import pandas as pd
 import pytest
+import torch
 
 from factorize.analysis import build_report, load_results
 
@@ -494,3 +495,38 @@ def test_the_card_comparison_reads_each_verdict_from_the_ci() -> None:
     assert out.loc[("no_target", "a"), ["removing", "verdict"]].tolist() == ["no effect detected", "not detected"]
     assert out.loc[("no_clip", "a"), ["removing", "verdict", "seeds"]].tolist() == ["hurts", "no card figure", 4]
     assert len(out) == 4  # components without runs have no rows
+
+
+class _WeightedSum(torch.nn.Module):
+    """Q_tot = sum_i w_i(s) q_i + v(s): state-dependent but additive in the agents' actions."""
+
+    def forward(self, qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return (qs * (1 + state[..., :1] ** 2)).sum(-1) + state.sum(-1)
+
+
+class _Product(torch.nn.Module):
+    """Q_tot = q_1 q_2: all interaction once the main effects are centred."""
+
+    def forward(self, qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return qs.prod(-1)
+
+
+def test_the_interaction_share_is_zero_for_additive_mixing_and_exact_for_a_product() -> None:
+    """State weights and a state value leave Q_tot additive (share 0); q_1 q_2 with q_i(a) in
+    {-1, +1}, each half the actions, is pure interaction (share 1); illegal joint actions, whose
+    values would break additivity, are left out of the fit."""
+    module = _load_script("mixing_slopes.py")
+    state = torch.randn(6, 3)
+    qs = torch.randn(6, 3, 4)
+    legal = torch.ones(6, 3, 4, dtype=torch.bool)
+    assert module.interaction_share(_WeightedSum(), qs, legal, state) == pytest.approx(0.0, abs=1e-9)
+    signs = torch.tensor([1.0, -1.0, 1.0, -1.0]).expand(6, 2, 4).clone()
+    assert module.interaction_share(_Product(), signs, legal[:, :2], state) == pytest.approx(1.0)
+    # agent 2's last action is illegal: a joint value far off additivity there must not count
+    spoiled = signs.clone()
+    spoiled[:, 0] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    spoiled[:, 1] = torch.tensor([1.0, 1.0, 1.0, 100.0])
+    masked = legal[:, :2].clone()
+    masked[:, 1, 3] = False
+    assert module.interaction_share(_Product(), spoiled, masked, state) == pytest.approx(0.0, abs=1e-9)
+    assert module.interaction_share(_Product(), spoiled, legal[:, :2], state) > 0.1

@@ -1,9 +1,24 @@
-"""Why QMIX without monotonicity fails on some seeds: the sign of its mixing slopes.
+"""The shape of a trained mixer on the states its greedy policy visits.
+
+Why QMIX without monotonicity fails on some seeds (the sign of its slopes), and how much of
+QMIX's extra expressiveness over VDN a run uses (how additive its Q_tot is).
 
 For each run under a results directory that trained a mixer, play one greedy rollout of 32
-episodes and measure dQ_tot/dq_i at the greedy joint action. A slope below zero means that
-agent i's own argmax lowers Q_tot, so decentralised greedy play picks the joint action the mixer
-rates worst. Writes CSV to stdout:
+episodes and, at the greedy joint action of every real step:
+- `share_negative_slopes`, `mean_slope`: dQ_tot/dq_i. A slope below zero means that agent i's
+  own argmax lowers Q_tot, so decentralised greedy play picks the joint action the mixer rates
+  worst.
+- `slope_cv`: the slopes' standard deviation over steps and agents relative to their mean. 0 is
+  one fixed weight for every agent in every state (VDN up to scale); it grows as the mixing
+  depends on the state and the agent.
+- `interaction_share`: within each visited state, Q_tot over the joint actions of available
+  actions (all of them, or 512 drawn at random where there are more), and the share of its
+  variance that a sum of per-agent terms (one per agent and action, fitted by least squares per
+  state) leaves unexplained, pooled over states. 0 is a Q_tot that is additive in the agents'
+  actions in every state, as VDN's is; state-dependent weights and a state value alone keep it
+  at 0, so this is the expressiveness over VDN that IGM-wise matters.
+
+Writes CSV to stdout (further directories after the pattern are searched with it too):
 
     python docs/results/mixing_slopes.py results/ablation 'mpe-simple_spread_v3/qmix/*/s*' \
         > docs/results/mixing_slopes.csv
@@ -11,6 +26,7 @@ rates worst. Writes CSV to stdout:
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -29,23 +45,59 @@ def slopes(run: Path) -> dict[str, float | str]:
     batch, stats = runner.rollout(epsilon=0.0)
     with torch.no_grad():
         qs = learner.agent(batch.obs.float(), batch.actions.long())
+    mixer = learner.mixer
+    assert mixer is not None, f"{run} trained no mixer"
     greedy = max_over_available(qs[:, :-1], batch.avail[:, :-1]).requires_grad_(True)
-    q_tot = learner.mixer(greedy, batch.state[:, :-1].float())
+    q_tot = mixer(greedy, batch.state[:, :-1].float())
     (grad,) = torch.autograd.grad(q_tot.sum(), greedy)
     live = batch.mask.bool()
-    g = grad[live]
+    g = grad[live]  # [L,N]
     return {"run": str(run), "variant": run.parent.name, "seed": int(run.name[1:]),
             "greedy_return": float(stats.returns.mean()), "share_negative_slopes": float((g < 0).float().mean()),
-            "mean_slope": float(g.mean())}
+            "mean_slope": float(g.mean()), "slope_cv": float(g.std() / g.mean().abs()),
+            "interaction_share": interaction_share(mixer, qs[:, :-1][live], batch.avail[:, :-1][live],
+                                                   batch.state[:, :-1][live].float())}
 
 
-def main(root: str, pattern: str) -> None:
+def interaction_share(mixer: torch.nn.Module, qs: torch.Tensor, avail: torch.Tensor, state: torch.Tensor,
+                      max_joint: int = 512) -> float:
+    """Share of Q_tot's within-state variance over joint actions that per-agent terms leave
+    unexplained, pooled over states. qs, avail [L,N,A] at L visited steps; state [L,S]."""
+    n_agents, n_actions = qs.shape[1:]
+    if n_actions**n_agents <= max_joint:
+        joint = torch.cartesian_prod(*[torch.arange(n_actions)] * n_agents).reshape(-1, n_agents)  # [J,N]
+    else:
+        joint = torch.randint(n_actions, (max_joint, n_agents), generator=torch.Generator().manual_seed(0))
+    agents = torch.arange(n_agents)
+    with torch.no_grad():
+        q_joint = qs[:, agents, joint]  # [L,J,N]
+        q_tot = mixer(q_joint, state.unsqueeze(1).expand(-1, len(joint), -1)).reshape(len(qs), -1).double()
+    legal = avail[:, agents, joint].all(-1).double()  # [L,J]: only joint actions the env allows
+    onehot = torch.nn.functional.one_hot(joint, n_actions).reshape(len(joint), -1).double()  # [J,N*A]
+    design = torch.cat([torch.ones(len(joint), 1, dtype=torch.float64), onehot], dim=1)  # [J,1+N*A]
+    root = legal.sqrt().unsqueeze(-1)  # weighted least squares: illegal joint actions weigh 0
+    fit = torch.linalg.pinv(design * root) @ (q_tot.unsqueeze(-1) * root)  # [L,1+N*A,1]
+    residual = ((q_tot - (design @ fit).squeeze(-1)) ** 2 * legal).sum()
+    mean = (q_tot * legal).sum(1, keepdim=True) / legal.sum(1, keepdim=True)
+    total = ((q_tot - mean) ** 2 * legal).sum()
+    return float(residual / total) if total > 0 else 0.0
+
+
+def _finished(run: Path) -> bool:
+    """A run that trained to its budget (a diverged one has no trained mixer to measure)."""
+    summary = run / "summary.json"
+    return summary.exists() and json.loads(summary.read_text()).get("status", "finished") == "finished"
+
+
+def main(root: str, pattern: str, *more_roots: str) -> None:
+    """Every finished run matching `pattern` under `root` (and under each of `more_roots`, for
+    runs whose checkpoints sit in another sweep's directory), ordered by run id."""
     torch.set_num_threads(1)
-    rows = [slopes(run) for run in sorted(Path(root).glob(pattern)) if (run / "summary.json").exists()]
-    frame = pd.DataFrame(rows)
-    frame["run"] = frame["run"].str.removeprefix(root.rstrip("/") + "/")
+    runs = sorted((run.relative_to(base), run) for base in map(Path, (root, *more_roots))
+                  for run in base.glob(pattern) if _finished(run))
+    frame = pd.DataFrame([{**slopes(run), "run": str(rel)} for rel, run in runs])
     sys.stdout.write(frame.round(4).to_csv(index=False, lineterminator="\n"))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:])
