@@ -5,9 +5,9 @@ QMIX's extra expressiveness over VDN a run uses (how additive its Q_tot is).
 
 For each run under a results directory that trained a mixer, play one greedy rollout of 32
 episodes and, at the greedy joint action of every real step:
-- `share_negative_slopes`, `mean_slope`: dQ_tot/dq_i. A slope below zero means that agent i's
-  own argmax lowers Q_tot, so decentralised greedy play picks the joint action the mixer rates
-  worst.
+- `share_negative_slopes`, `mean_slope`, `max_abs_slope`: dQ_tot/dq_i. A slope below zero
+  means that agent i's own argmax lowers Q_tot, so decentralised greedy play picks the joint
+  action the mixer rates worst; slopes of 0 pass no gradient from Q_tot to the agents.
 - `slope_cv`: the slopes' standard deviation over steps and agents relative to their mean. 0 is
   one fixed weight for every agent in every state (VDN up to scale); it grows as the mixing
   depends on the state and the agent.
@@ -54,7 +54,8 @@ def slopes(run: Path) -> dict[str, float | str]:
     g = grad[live]  # [L,N]
     return {"run": str(run), "variant": run.parent.name, "seed": int(run.name[1:]),
             "greedy_return": float(stats.returns.mean()), "share_negative_slopes": float((g < 0).float().mean()),
-            "mean_slope": float(g.mean()), "slope_cv": float(g.std() / g.mean().abs()),
+            "mean_slope": float(g.mean()), "max_abs_slope": float(g.abs().max()),
+            "slope_cv": float(g.std() / g.mean().abs()),
             "interaction_share": interaction_share(mixer, qs[:, :-1][live], batch.avail[:, :-1][live],
                                                    batch.state[:, :-1][live].float())}
 
@@ -83,19 +84,25 @@ def interaction_share(mixer: torch.nn.Module, qs: torch.Tensor, avail: torch.Ten
     return float(residual / total) if total > 0 else 0.0
 
 
-def _finished(run: Path) -> bool:
-    """A run that trained to its budget (a diverged one has no trained mixer to measure)."""
+def _measurable(run: Path) -> bool:
+    """A run that trained to its budget and kept a checkpoint (a diverged one has no trained
+    mixer to measure; a sweep's adopted copy of another sweep's run has no checkpoint)."""
     summary = run / "summary.json"
-    return summary.exists() and json.loads(summary.read_text()).get("status", "finished") == "finished"
+    finished = summary.exists() and json.loads(summary.read_text()).get("status", "finished") == "finished"
+    return finished and any((run / "checkpoints").glob("*.pt"))
 
 
 def main(root: str, pattern: str, *more_roots: str) -> None:
     """Every finished run matching `pattern` under `root` (and under each of `more_roots`, for
-    runs whose checkpoints sit in another sweep's directory), ordered by run id."""
+    runs whose checkpoints sit in another sweep's directory), ordered by run id; a run id found
+    under several roots is measured once, from the first with a checkpoint."""
     torch.set_num_threads(1)
-    runs = sorted((run.relative_to(base), run) for base in map(Path, (root, *more_roots))
-                  for run in base.glob(pattern) if _finished(run))
-    frame = pd.DataFrame([{**slopes(run), "run": str(rel)} for rel, run in runs])
+    runs: dict[Path, Path] = {}
+    for base in map(Path, (root, *more_roots)):
+        for run in base.glob(pattern):
+            if run.relative_to(base) not in runs and _measurable(run):
+                runs[run.relative_to(base)] = run
+    frame = pd.DataFrame([{**slopes(runs[rel]), "run": str(rel)} for rel in sorted(runs)])
     sys.stdout.write(frame.round(4).to_csv(index=False, lineterminator="\n"))
 
 
