@@ -106,14 +106,14 @@ def train_population(
     if len(outs) != len(cfgs) or len({Path(o).absolute() for o in outs}) != len(outs):
         raise FactorizeError("out: each member of a population needs its own run directory")
     members: list[_Member] = []
+    show = sys.stderr.isatty() if progress is None else progress
     try:
-        for cfg, out in zip(cfgs, outs):
-            opened = open_run(cfg, out, progress=False, resume=resume)
+        for cfg, out in zip(cfgs, outs):  # without the population's bar, each member prints its tests
+            opened = open_run(cfg, out, progress=False, resume=resume, lines=not show)
             if isinstance(opened, Trainer):
                 members.append(_Member(opened, None, capture_rng({})))
             else:
                 members.append(_Member(None, opened, {}))
-        show = sys.stderr.isatty() if progress is None else progress
         total = sum(cfg.steps for cfg in cfgs)
         done = sum(min(m.trainer.p.steps, cfg.steps) if m.trainer else cfg.steps for m, cfg in zip(members, cfgs))
         cfg0 = cfgs[0]

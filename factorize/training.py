@@ -27,7 +27,7 @@ from factorize.buffer import EpisodeBatch, EpisodeBuffer
 from factorize.checkpoint import capture_rng, check_compatible, describe, load_state_strict, restore_rng
 from factorize.chunks import take_chunks
 from factorize.config import RunConfig
-from factorize.envs import compiled_per_width, env_info, env_notes, make_vec_env, resolve_backend
+from factorize.envs import compiled_per_width, env_has_wins, env_info, env_notes, make_vec_env, resolve_backend
 from factorize.errors import FactorizeError
 from factorize.experiments.rundir import RunDir
 from factorize.exploration import EpsilonSchedule, make_chooser
@@ -114,10 +114,11 @@ class Progress:
 class Trainer:
     """One run: its envs, learner, buffer and loop state."""
 
-    def __init__(self, cfg: RunConfig, rundir: RunDir, progress_bar: bool) -> None:
+    def __init__(self, cfg: RunConfig, rundir: RunDir, progress_bar: bool, progress_lines: bool = False) -> None:
         self.cfg = cfg
         self.rundir = rundir
         self.show_bar = progress_bar
+        self.show_lines = progress_lines
         self.gen = seed_everything(cfg.seed, cfg.torch_threads)
         if cfg.device == "cuda":  # deterministic cuDNN kernels: the same seed gives the same curve
             torch.backends.cudnn.deterministic = True
@@ -267,7 +268,7 @@ class Trainer:
         """
         self._c0 = c0 = time.process_time()
         try:
-            return self._advance()
+            row = self._advance()
         except DivergedError as exc:
             self.status, self.diverged_at = "diverged", self.p.steps
             tqdm.write(f"{self.name}: diverged at step {self.p.steps}: {exc}", file=sys.stderr)
@@ -275,6 +276,18 @@ class Trainer:
             return None
         finally:
             self.p.cpu_s += time.process_time() - c0
+        if row is not None and self.show_lines:
+            print(self.test_line(row), file=sys.stderr, flush=True)
+        return row
+
+    def test_line(self, row: dict[str, Any]) -> str:
+        """The line a run without a terminal prints after each test, so its log shows progress:
+        steps done, the greedy test score (and win rate where the env has wins) and wall time."""
+        parts = [f"{self.name}: step {self.p.steps:,}/{self.cfg.steps:,}", f"test return {row['return_mean']:.2f}"]
+        if env_has_wins(self.cfg.env.name):
+            parts.append(f"win {row['win_rate']:.2f}")
+        parts.append(f"{self.wall():.0f} s")
+        return "  ".join(parts)
 
     def _advance(self) -> dict[str, Any] | None:
         cfg, p, r = self.cfg, self.p, self.cfg.runner
@@ -395,9 +408,11 @@ class Trainer:
         return summary
 
 
-def open_run(cfg: RunConfig, out: str | Path, progress: bool, resume: bool = False) -> Trainer | dict[str, Any]:
+def open_run(cfg: RunConfig, out: str | Path, progress: bool, resume: bool = False,
+             lines: bool = False) -> Trainer | dict[str, Any]:
     """A run ready to train into directory `out`: its Trainer, restored from the newest
-    checkpoint when resuming, or the summary of a finished run (which needs no more training)."""
+    checkpoint when resuming, or the summary of a finished run (which needs no more training).
+    `progress` draws a bar; `lines` prints a line per test instead (for logs)."""
     rundir = RunDir(out)
     if resume:
         done = rundir.summary()
@@ -406,7 +421,7 @@ def open_run(cfg: RunConfig, out: str | Path, progress: bool, resume: bool = Fal
             return done
     state = rundir.load_checkpoint() if resume and rundir.checkpoints() else None
     rundir = RunDir.create(out, cfg)
-    trainer = Trainer(cfg, rundir, progress)
+    trainer = Trainer(cfg, rundir, progress, lines)
     if state is not None:
         trainer.restore(state)
     return trainer
@@ -416,9 +431,11 @@ def train(cfg: RunConfig, out: str | Path, progress: bool | None = None, resume:
     """Train one run into directory `out` and return its summary (also in summary.json).
 
     With `resume`, a run directory that has a checkpoint continues from the newest one; a
-    finished run returns its summary without training again.
+    finished run returns its summary without training again. Progress goes to stderr: a bar on
+    a terminal (`progress` None) or when `progress` is True, else one line per test.
     """
-    opened = open_run(cfg, out, sys.stderr.isatty() if progress is None else progress, resume)
+    bar = sys.stderr.isatty() if progress is None else progress
+    opened = open_run(cfg, out, bar, resume, lines=not bar)
     return opened if isinstance(opened, dict) else opened.run()
 
 

@@ -25,7 +25,7 @@ from factorize.experiments import worker
 from factorize.experiments.executors import LocalExecutor
 from factorize.experiments.plan import RunTask, plan_runs
 from factorize.experiments.rundir import METRIC_COLUMNS, RunDir
-from factorize.experiments.sweep import MANIFEST, load_spec, run_line, run_sweep
+from factorize.experiments.sweep import MANIFEST, _Tracker, heartbeat_line, load_spec, run_line, run_sweep
 
 TINY: dict[str, Any] = {
     "name": "tiny",
@@ -451,3 +451,32 @@ def test_one_process_per_run_gives_the_populations_results(tiny: tuple[Path, Pat
         assert all(r["cpu_s"] is not None and r["cpu_s"] > 0 for r in runs), runs
     log = (reference / RUN_IDS[1] / "worker.log").read_text()
     assert f"trained in a population with {RUN_IDS[0]}" in log
+
+
+def test_a_heartbeat_says_how_far_each_running_configuration_is(tmp_path: Path) -> None:
+    """Seeds of one configuration share a part and report their slowest member's newest row; a
+    run that has written no row yet is at step 0."""
+    for seed, steps in ((0, 300), (1, 200)):
+        (tmp_path / f"s{seed}").mkdir()
+        (tmp_path / f"s{seed}" / "metrics.csv").write_text(
+            "step,episode,split\n" + "".join(f"{s},1,train\n" for s in range(100, steps + 1, 100)))
+    pop = [replace(_task(tmp_path / f"s{seed}", "aaaa"), run_id=f"env/vdn/v/s{seed}", seed=seed, steps=1000)
+           for seed in (0, 1)]
+    other = replace(_task(tmp_path / "none", "bbbb"), run_id="env/iql/v/s0", steps=50000)
+    line = heartbeat_line("x", [*pop, other], 3, 7)
+    assert line == "sweep x: 3/7 ended; running env/vdn/v/s0,s1 at 200/1,000 steps; env/iql/v/s0 at 0/50,000 steps"
+
+
+def test_a_sweep_without_a_terminal_beats_while_runs_are_running(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    task = replace(_task(tmp_path / "r", "aaaa"), run_id="env/vdn/v/s0")
+    tracker = _Tracker("x", tmp_path, [task], {}, 1, bar=False, heartbeat_s=0.02)
+    time.sleep(0.2)
+    assert capsys.readouterr().err == ""  # nothing running, nothing to say
+    tracker.started(task)
+    time.sleep(0.2)
+    tracker.close()
+    beats = capsys.readouterr().err.splitlines()
+    assert beats and set(beats) == {"sweep x: 0/1 ended; running env/vdn/v/s0 at 0/10 steps"}
+    time.sleep(0.1)
+    assert capsys.readouterr().err == ""  # closed: no more beats

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,23 @@ def test_a_member_killed_after_its_last_checkpoint_only_writes_its_summary(singl
         reference = json.loads((singles / f"s{seed}" / "summary.json").read_text())
         assert (summary["steps"], summary["updates"]) == (reference["steps"], reference["updates"])
         assert _metrics(tmp_path / f"s{seed}") == _metrics(singles / f"s{seed}")
+
+
+def test_without_a_terminal_each_run_prints_a_line_per_test(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A log of a run (or of each population member) shows its progress: one line per test with
+    the steps, the test return from metrics.csv and the time; no bar is drawn into it."""
+    train(_config(0), tmp_path / "single", progress=False)
+    single = capsys.readouterr().err
+    train_population([_config(0), _config(1)], [tmp_path / "a", tmp_path / "b"], progress=False)
+    population = capsys.readouterr().err
+    tests = [row for row in _metrics(tmp_path / "single") if row["split"] == "test"]
+    expected = [f"qmix two_step s0: step {int(r['step']):,}/{STEPS:,}  test return {float(r['return_mean']):.2f}"
+                for r in tests]
+    assert [ln.rsplit("  ", 1)[0] for ln in single.splitlines()] == expected
+    assert all(re.fullmatch(r"\d+ s", ln.rsplit("  ", 1)[1]) for ln in single.splitlines())
+    assert "\r" not in single and "win" not in single  # no bar; the two-step game has no wins
+    assert [ln for ln in population.splitlines() if ln.startswith("qmix two_step s0:")][-1].startswith(expected[-1])
+    assert sum(ln.startswith("qmix two_step s1:") for ln in population.splitlines()) == len(expected)
+    train(_config(0), tmp_path / "bar", progress=True)
+    assert "test return" not in capsys.readouterr().err  # a bar instead of lines

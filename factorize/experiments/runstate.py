@@ -54,6 +54,17 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def steps_done(run_dir: Path) -> int:
+    """Env steps of the newest row a run has written to metrics.csv (0 before its first)."""
+    try:
+        with open(run_dir / "metrics.csv", "rb") as fh:
+            fh.seek(max(0, fh.seek(0, 2) - 4096))  # the last rows are enough
+            last = fh.read().decode(errors="replace").strip().rsplit("\n", 1)[-1]
+        return int(last.split(",", 1)[0])
+    except (OSError, ValueError):
+        return 0
+
+
 def read_error(run_dir: Path) -> str | None:
     """The last non-empty line of `error.txt` (a traceback's exception line), or None."""
     try:

@@ -111,15 +111,35 @@ def run_line(name: str, task: RunTask, outcome: RunOutcome, done: int, todo: int
     return "  ".join(parts)
 
 
+HEARTBEAT_S = 600.0
+"""How often a sweep without a terminal says where its running runs are: runs of millions of
+steps end an hour or more apart, and a log silent that long looks like a hung sweep."""
+
+
+def heartbeat_line(name: str, running: Sequence[RunTask], done: int, todo: int) -> str:
+    """Where the running runs are, from the newest row each has written to its metrics.csv; the
+    seeds of one configuration (a population) share a part."""
+    groups: dict[str, list[RunTask]] = {}
+    for task in running:
+        groups.setdefault(task.run_id.rsplit("/", 1)[0], []).append(task)
+    parts = []
+    for prefix, members in groups.items():
+        seeds = ",".join(f"s{t.seed}" for t in members)
+        step = min(runstate.steps_done(Path(t.run_dir)) for t in members)
+        parts.append(f"{prefix}/{seeds} at {step:,}/{members[0].steps:,} steps")
+    return f"sweep {name}: {done}/{todo} ended; running {'; '.join(parts) or 'nothing'}"
+
+
 class _Tracker:
     """Run statuses, the manifest and the progress display, updated from executor callbacks.
 
     On a terminal the display is a tqdm bar; otherwise (a log, CI, nohup, a cluster job), where a
-    redrawn bar would be noise or nothing, it is one flushed stderr line per run that ends.
+    redrawn bar would be noise or nothing, it is one flushed stderr line per run that ends, and
+    every `heartbeat_s` a line saying how far the running runs are.
     """
 
     def __init__(self, name: str, out: Path, tasks: list[RunTask], header: dict[str, Any],
-                 todo: int, bar: bool) -> None:
+                 todo: int, bar: bool, heartbeat_s: float = HEARTBEAT_S) -> None:
         self.name, self.out, self.tasks, self.header = name, out, tasks, header
         self.by_id = {task.run_id: task for task in tasks}
         self.outcomes: dict[str, RunOutcome] = {}
@@ -128,6 +148,17 @@ class _Tracker:
         self.todo, self.done, self.lines = todo, 0, not bar
         self.bar = tqdm(total=todo, disable=not (bar and todo > 0), unit="run", desc=f"sweep {name}",
                         dynamic_ncols=True)
+        self.stopped = threading.Event()
+        if self.lines and todo > 0:
+            threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True).start()
+
+    def _beat(self, every: float) -> None:
+        while not self.stopped.wait(every):
+            with self.lock:
+                running = [self.by_id[rid] for rid, status in self.statuses.items() if status == RUNNING]
+                done = self.done
+            if running:
+                print(heartbeat_line(self.name, running, done, self.todo), file=sys.stderr, flush=True)
 
     def set(self, run_id: str, status: str, outcome: RunOutcome | None = None) -> None:
         with self.lock:
@@ -174,6 +205,7 @@ class _Tracker:
         atomic_write(self.out / MANIFEST, json.dumps(data, indent=2) + "\n")
 
     def close(self) -> None:
+        self.stopped.set()
         self.bar.close()
 
     def mark_interrupted(self) -> None:
