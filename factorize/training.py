@@ -90,6 +90,10 @@ def _mean(xs: list[float]) -> float | None:
     return float(np.mean(xs)) if xs else None
 
 
+WINDOW_KEYS = ("return", "won", "loss", "q_tot_mean", "grad_norm")
+"""What a train row averages since the last one: episodes' returns and wins, updates' stats."""
+
+
 @dataclass
 class Progress:
     """Counters that a checkpoint must carry for the loop to continue where it stopped."""
@@ -106,9 +110,11 @@ class Progress:
     update_s: float = 0.0
     test_s: float = 0.0
     rows: list[dict[str, Any]] = field(default_factory=list)
-    window: dict[str, list[float]] = field(
-        default_factory=lambda: {"return": [], "won": [], "loss": [], "q_tot_mean": []}
-    )
+    window: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in WINDOW_KEYS})
+
+    def __post_init__(self) -> None:
+        for key in WINDOW_KEYS:  # a checkpoint from before a key was logged resumes with it empty
+            self.window.setdefault(key, [])
 
 
 class Trainer:
@@ -224,7 +230,7 @@ class Trainer:
         self._record({"step": self.p.steps, "episode": self.p.episodes, "split": "train",
                       "return_mean": _mean(w["return"]), "win_rate": _mean(w["won"]),
                       "loss": _mean(w["loss"]), "q_tot_mean": _mean(w["q_tot_mean"]),
-                      "epsilon": epsilon, "wall_s": round(self.wall(), 3)})
+                      "grad_norm": _mean(w["grad_norm"]), "epsilon": epsilon, "wall_s": round(self.wall(), 3)})
         self.p.window = {k: [] for k in w}
 
     def _collect_and_learn(self, drain: bool = False) -> float:
@@ -251,6 +257,7 @@ class Trainer:
                 self.buffer.update_priorities(where, self.learner.td_errors)
             p.window["loss"].append(out["loss"])
             p.window["q_tot_mean"].append(out.get("q_tot_mean", math.nan))
+            p.window["grad_norm"].append(out["grad_norm"])
         p.update_s += time.perf_counter() - t0
         return epsilon
 

@@ -82,7 +82,7 @@ def test_train_eval_qtable_and_run_directory(capsys, tmp_path) -> None:
     assert len(list((run / "checkpoints").glob("step_*.pt"))) == 1
     header = (run / "metrics.csv").read_text().splitlines()[0]
     assert header == ("step,episode,split,return_mean,win_rate,loss,q_tot_mean,epsilon,wall_s,"
-                      "igm_agreement,igm_regret,igm_agreement_ascent,igm_regret_ascent")
+                      "igm_agreement,igm_regret,igm_agreement_ascent,igm_regret_ascent,grad_norm")
     config = (run / "config.yaml").read_text()
     assert "git_commit" in config and "torch" in config
 

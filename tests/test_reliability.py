@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -101,7 +102,10 @@ def test_sigterm_writes_a_checkpoint_and_resume_gives_the_uninterrupted_metrics(
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
-    assert len(err.strip().splitlines()) == 1 and "stopped by SIGTERM at step" in err and "--resume" in err, err
+    said = [ln for ln in err.splitlines() if ln.startswith("factorize:")]  # the rest: a line per test
+    assert len(said) == 1 and "stopped by SIGTERM at step" in said[0] and "--resume" in said[0], err
+    assert all(re.fullmatch(r"qmix two_step s\d: step [\d,]+/3,000  test return -?\d+\.\d\d  \d+ s", ln)
+               for ln in err.splitlines() if ln not in said), err
     for member in members(out):
         assert not (member / "summary.json").exists()
         assert seen[member] <= newest_step(member) < steps, "SIGTERM wrote no checkpoint at the current step"
@@ -181,6 +185,7 @@ def test_a_checkpoint_of_another_method_names_what_differs(tmp_path: Path, capsy
     _, _, vdn = run(tmp_path, "vdn", "two_step", 64)
     shutil.rmtree(qmix / "checkpoints")
     shutil.copytree(vdn / "checkpoints", qmix / "checkpoints")
+    capsys.readouterr()  # the two runs' progress lines
     assert main(["eval", str(qmix)]) == 2
     err = capsys.readouterr().err
     assert "algo='vdn'" in err and "algo='qmix'" in err and len(err.strip().splitlines()) == 1
@@ -267,3 +272,24 @@ def test_cpu_seconds_are_reported_and_carried_across_a_resume(tmp_path: Path) ->
     assert main(["train", "--resume", str(out)]) == 0
     resumed = json.loads((out / "summary.json").read_text())["time"]
     assert resumed["cpu_s"] > saved
+
+
+def test_train_rows_log_the_gradient_norm_before_clipping(tmp_path: Path) -> None:
+    """`grad_norm` is the norm the clip sees, not what it leaves: with a limit of 1e-6 the
+    logged norms stay those of the unclipped run's first rows (the clip only rescales the step)."""
+    rows = {}
+    for name, clip in (("tiny", 1e-6), ("none", None)):
+        _, _, out = run(tmp_path / name, "qmix", "two_step", 256, **{**FAST, "learner.grad_clip": clip})
+        with open(out / "metrics.csv", newline="") as f:
+            rows[name] = [float(r["grad_norm"]) for r in csv.DictReader(f) if r["split"] == "train"]
+    assert len(rows["none"]) >= 3 and all(0 < g < float("inf") for g in rows["none"])
+    assert min(rows["tiny"]) > 1e-3  # far above the limit: logged before clipping
+    # the first row's updates start from the same weights: only the clipped steps differ after
+    assert rows["tiny"][0] == pytest.approx(rows["none"][0], rel=0.5)
+
+
+def test_a_checkpoint_from_before_grad_norm_was_logged_resumes() -> None:
+    from factorize.training import Progress
+
+    old = Progress(window={"return": [1.0], "won": [0.0], "loss": [2.0], "q_tot_mean": [3.0]})
+    assert old.window["grad_norm"] == [] and old.window["loss"] == [2.0]

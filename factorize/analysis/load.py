@@ -36,7 +36,7 @@ ID_COLUMNS = ["experiment", "algo", "variant", "env", "seed", "run", "status", "
 DATA_COLUMNS = ["step", "split", "metric", "value"]
 CORE_COLUMNS = ID_COLUMNS + DATA_COLUMNS
 METRICS = ["return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "igm_agreement", "igm_regret",
-           "igm_agreement_ascent", "igm_regret_ascent"]
+           "igm_agreement_ascent", "igm_regret_ascent", "grad_norm"]
 """metrics.csv columns kept (wall-clock time is in the summary rows: `time.total_s`)."""
 CONFIG_KEYS = [
     "steps", "preset", "agent.kind", "agent.hidden_dim", "mixer.name", "mixer.monotonic",

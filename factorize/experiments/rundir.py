@@ -25,7 +25,7 @@ from factorize.errors import FactorizeError
 from factorize.resolve import check_registered
 
 METRIC_COLUMNS = ["step", "episode", "split", "return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "wall_s",
-                  "igm_agreement", "igm_regret", "igm_agreement_ascent", "igm_regret_ascent"]
+                  "igm_agreement", "igm_regret", "igm_agreement_ascent", "igm_regret_ascent", "grad_norm"]
 CHECKPOINT_DIR = "checkpoints"
 
 
