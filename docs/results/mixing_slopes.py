@@ -26,7 +26,6 @@ Writes CSV to stdout (further directories after the pattern are searched with it
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -34,6 +33,8 @@ import pandas as pd
 import torch
 
 from factorize.envs import make_vec_env
+from factorize.experiments.rundir import RunDir
+from factorize.experiments.runstate import read_summary
 from factorize.mixers.base import max_over_available
 from factorize.runner import Runner
 from factorize.training import load_learner
@@ -87,9 +88,8 @@ def interaction_share(mixer: torch.nn.Module, qs: torch.Tensor, avail: torch.Ten
 def _measurable(run: Path) -> bool:
     """A run that trained to its budget and kept a checkpoint (a diverged one has no trained
     mixer to measure; a sweep's adopted copy of another sweep's run has no checkpoint)."""
-    summary = run / "summary.json"
-    finished = summary.exists() and json.loads(summary.read_text()).get("status", "finished") == "finished"
-    return finished and any((run / "checkpoints").glob("*.pt"))
+    summary = read_summary(run)
+    return summary is not None and summary.get("status") == "finished" and bool(RunDir(run).checkpoints())
 
 
 def main(root: str, pattern: str, *more_roots: str) -> None:
