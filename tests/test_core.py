@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pytest
@@ -109,6 +110,26 @@ def test_buffer_is_a_ring() -> None:
     assert len(buf) == 4
     assert sorted(buf.storage.reward[:, 0].tolist()) == [2, 3, 4, 5]
 
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads Linux's /proc")
+def test_a_large_buffer_takes_memory_only_as_episodes_arrive() -> None:
+    """A 5,000-episode SMAX-sized buffer (about 1.5 GiB) is not filled with zeros up front."""
+    info = EnvInfo(n_agents=5, n_actions=10, obs_dim=127, state_dim=120, episode_limit=100)
+    before = _resident_bytes()
+    buf = EpisodeBuffer(info, 5000)
+    assert buf.nbytes > 1.4 * 2**30
+    assert _resident_bytes() - before < 64 * 2**20
+    episode = EpisodeBatch.empty(info, 2)
+    episode.obs.uniform_()
+    episode.mask[:, :3] = True
+    buf.insert(episode)
+    sample = buf.gather(torch.tensor([1, 0]))
+    assert torch.equal(sample.obs, episode.obs[[1, 0], :4]), "written rows read back exactly"
 
 def _learner(**overrides) -> tuple[Learner, EpisodeBatch]:
     cfg = build_config("qmix", "two_step", overrides)
