@@ -150,15 +150,19 @@ class _Body(nn.Module):
         return self.values(h), h
 
     def packed_sequence(self, obs: Tensor, last: Tensor | None, packed: PackedSteps) -> tuple[Tensor, Tensor]:
-        """As `sequence` on real steps only: q [B,T,N,A], features [B,T,N,H], zeros at padding.
+        """As `sequence` on real steps only: q [B,T,N,A], features [B,T,N,H], zeros at padding."""
+        q, h = self.packed_rows(obs, last, packed)
+        return packed.scatter(q), packed.scatter(h)
+
+    def packed_rows(self, obs: Tensor, last: Tensor | None, packed: PackedSteps) -> tuple[Tensor, Tensor]:
+        """q [R,A] and features [R,H] of the real rows in `packed`'s order (scatter them to [B,T,N,*]).
 
         `nn.GRU`'s cell on the rows still active at each step; real steps' values equal the
         padded call's.
         """
         last_rows = None if last is None else packed.gather(last)
         if self.kind != "gru":  # rows are independent: the MLP itself, on the real rows
-            q, h = self.mlp(packed.gather(obs), last_rows, packed.agent)
-            return packed.scatter(q), packed.scatter(h)
+            return self.mlp(packed.gather(obs), last_rows, packed.agent)
         x = F.relu(self.fc1(packed.gather(obs), last_rows, packed.agent), inplace=True)
         w_ih, w_hh, b_ih, b_hh = self.rnn.all_weights[0]
         h = x.new_zeros(packed.counts[0], x.shape[-1])
@@ -170,7 +174,7 @@ class _Body(nn.Module):
             h = torch.gru_cell(xt, h[:k], w_ih, w_hh, b_ih, b_hh)
             outs.append(h)
         hs = torch.cat(outs)
-        return packed.scatter(self.values(hs)), packed.scatter(hs)
+        return self.values(hs), hs
 
     def gru_step(
         self, obs: Tensor, last: Tensor | None, agents: Tensor | slice, hidden: Tensor | None
@@ -207,6 +211,9 @@ class AgentNetwork(nn.Module):
 
         With `packed`, only the real steps are computed (shared weights; zeros at padding).
         """
+        if packed is not None and self.cfg.shared:  # features stay rows: no [B,T+1,N,H] scatter
+            last = sequence_last_actions(actions) if self.cfg.last_action else None
+            return packed.scatter(self._bodies[0].packed_rows(obs, last, packed)[0])
         return self.forward_with_features(obs, actions, packed)[0]
 
     def forward_with_features(
