@@ -113,7 +113,7 @@ def test_buffer_is_a_ring() -> None:
 
 def _resident_bytes() -> int:
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads Linux's /proc")
@@ -130,6 +130,7 @@ def test_a_large_buffer_takes_memory_only_as_episodes_arrive() -> None:
     buf.insert(episode)
     sample = buf.gather(torch.tensor([1, 0]))
     assert torch.equal(sample.obs, episode.obs[[1, 0], :4]), "written rows read back exactly"
+
 
 def _learner(**overrides) -> tuple[Learner, EpisodeBatch]:
     cfg = build_config("qmix", "two_step", overrides)
