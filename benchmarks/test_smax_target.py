@@ -43,7 +43,7 @@ def test_smax_2s3z_env_steps_per_cpu_second(benchmark, report, request: pytest.F
     def once() -> None:
         out = tmp_path / f"run{len(cpu)}"
         before = _children_cpu()
-        # the environment as a user's shell has it: OMP_NUM_THREADS changes the figure (performance.md)
+        # the environment as a user's shell has it (exporting OMP_NUM_THREADS=1 made no difference)
         subprocess.run([sys.executable, "-m", "factorize.cli", *args, "--out", str(out)], cwd=tmp_path,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu.append(_children_cpu() - before)

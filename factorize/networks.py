@@ -206,21 +206,24 @@ class AgentNetwork(nn.Module):
     def device(self) -> torch.device:
         return self._bodies[0].out.weight.device
 
+    def _last_actions(self, actions: Tensor) -> Tensor | None:
+        """actions [B,T,N] -> the previous action at each of T+1 steps, where agents see it."""
+        return sequence_last_actions(actions) if self.cfg.last_action else None
+
     def forward(self, obs: Tensor, actions: Tensor, packed: PackedSteps | None = None) -> Tensor:
         """Whole episodes: obs [B,T+1,N,O], actions [B,T,N] -> Q [B,T+1,N,A].
 
         With `packed`, only the real steps are computed (shared weights; zeros at padding).
         """
         if packed is not None and self.cfg.shared:  # features stay rows: no [B,T+1,N,H] scatter
-            last = sequence_last_actions(actions) if self.cfg.last_action else None
-            return packed.scatter(self._bodies[0].packed_rows(obs, last, packed)[0])
+            return packed.scatter(self._bodies[0].packed_rows(obs, self._last_actions(actions), packed)[0])
         return self.forward_with_features(obs, actions, packed)[0]
 
     def forward_with_features(
         self, obs: Tensor, actions: Tensor, packed: PackedSteps | None = None
     ) -> tuple[Tensor, Tensor]:
         """As `forward`, also returning the last hidden layer [B,T+1,N,H] (QTRAN's joint net reads it)."""
-        last = sequence_last_actions(actions) if self.cfg.last_action else None
+        last = self._last_actions(actions)
         if packed is not None and self.cfg.shared:
             return self._bodies[0].packed_sequence(obs, last, packed)
         if self.cfg.shared:

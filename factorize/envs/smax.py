@@ -284,7 +284,6 @@ class SMAXVecEnv:
         self.name = f"smax:{map_name}"
         self.n_envs = n_envs
         self.info = compiled.info
-        self._sizes = (self.info.n_agents, self.info.obs_dim, self.info.state_dim, self.info.n_actions)
         self._env = compiled.env
         self._reset_all, self._reset_some, self._step_all = compiled.reset_all, compiled.reset_some, compiled.step_all
         self._key = jax.random.PRNGKey(seed)
@@ -325,7 +324,7 @@ class SMAXVecEnv:
         acts = np.asarray(actions, dtype=np.int32)
         self._key, outs, self._states = self._step_all(self._key, self._states, acts, np.asarray(active, dtype=bool))
         floats, flags = (np.array(x) for x in self._jax.device_get(outs))
-        E, (N, n_obs, S, A) = self.n_envs, self._sizes
+        E, N, n_obs, S, A = self.n_envs, self.info.n_agents, self.info.obs_dim, self.info.state_dim, self.info.n_actions
         out = VecStep(
             obs=floats[:, : N * n_obs].reshape(E, N, n_obs), state=floats[:, N * n_obs : N * n_obs + S],
             avail=flags[:, : N * A].reshape(E, N, A), reward=floats[:, -1],
