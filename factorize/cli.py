@@ -159,6 +159,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_carry(args: argparse.Namespace) -> int:
+    from factorize.experiments.runstate import carry
+
+    root = Path(args.sweep_dir)
+    if not root.is_dir():
+        raise FactorizeError(f"carry: {root} is not a directory (give a sweep directory, e.g. results/<name>)")
+    done = carry(root)
+    size = sum(Path(f).stat().st_size for f in done["carried"]) / 2**20
+    print(json.dumps({**done, "carried_mb": round(size, 3)}))
+    return 0
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from factorize.experiments.sweep import format_result, run_sweep
     from factorize.preemption import PREEMPTED_EXIT, Terminated
@@ -302,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--dry-run", action="store_true",
                     help="check the spec and every run's config, print what would run (JSON), run nothing")
     sw.set_defaults(func=_cmd_sweep)
+
+    c = sub.add_parser("carry", help="copy each unfinished run's newest checkpoint, without its replay buffer, "
+                       "to a file git may commit, so the sweep resumes on another machine")
+    c.add_argument("sweep_dir", help="sweep directory (or any folder above run directories)")
+    c.set_defaults(func=_cmd_carry)
 
     ls = sub.add_parser("list", help="list algos, envs, experiments or config keys")
     ls.add_argument("what", choices=["algos", "envs", "experiments", "keys"])

@@ -110,6 +110,9 @@ class Progress:
     update_s: float = 0.0
     test_s: float = 0.0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    # steps at which the run resumed from a checkpoint without its replay buffer: from there
+    # on it differs from an uninterrupted run (the buffer refills from fresh episodes)
+    buffer_refills: list[int] = field(default_factory=list)
     window: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in WINDOW_KEYS})
 
     def __post_init__(self) -> None:
@@ -197,6 +200,8 @@ class Trainer:
             if state.get("buffer") is not None:
                 self.buffer.load_state_dict(state["buffer"])
             self.p = Progress(**state["progress"])
+            if state.get("buffer") is None:
+                self.p.buffer_refills.append(self.p.steps)
             restore_rng(state["rng"], self._generators())
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             damage = f"{type(exc).__name__}: {exc}"
@@ -406,6 +411,7 @@ class Trainer:
             "diverged_at_step": self.diverged_at,
             "buffer_mb": round(self.buffer_mb, 3),
             "buffer_in_checkpoint": self._keep_buffer(),
+            "buffer_refills": p.buffer_refills,
             "time": {"rollout_s": p.rollout_s, "update_s": p.update_s, "test_s": p.test_s,
                      "other_s": max(0.0, total - p.rollout_s - p.update_s - p.test_s), "total_s": total,
                      "cpu_s": p.cpu_s},

@@ -480,3 +480,70 @@ def test_a_sweep_without_a_terminal_beats_while_runs_are_running(tmp_path: Path,
     assert beats and set(beats) == {"sweep x: 0/1 ended; running env/vdn/v/s0 at 0/10 steps"}
     time.sleep(0.1)
     assert capsys.readouterr().err == ""  # closed: no more beats
+
+
+def test_a_carried_checkpoint_resumes_an_unfinished_run_on_a_machine_without_its_checkpoints(
+        tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """A run longer than one sitting continues on a fresh clone: `factorize carry` leaves a copy
+    of the newest checkpoint without replay buffer, the only checkpoint file git lets through,
+    and the same sweep on a directory holding just the committed files finishes the run. Up
+    to the carried step the curve is the uninterrupted one; the refill is recorded."""
+    spec, reference = tiny
+    run_id = "two_step/qmix/default/s0"
+    src = tmp_path / "this_machine"
+    shutil.copytree(reference, src)
+    run = src / run_id
+    (run / "summary.json").unlink()  # stopped part-way: the last checkpoint never happened
+    *kept, last = RunDir(run).checkpoints()
+    last.unlink()
+    stop = int(kept[-1].stem.split("_")[1])
+    assert 0 < stop < 300
+    with open(run / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= stop]
+    (run / "metrics.csv").write_text(",".join(METRIC_COLUMNS) + "\n" + "".join(
+        ",".join(r[c] for c in METRIC_COLUMNS) + "\n" for r in rows))
+
+    assert main(["carry", str(src)]) == 0
+    carried = run / "checkpoints" / f"carried_step_{stop:012d}.pt"
+    assert carried.is_file()
+    full = torch.load(run / "checkpoints" / f"step_{stop:012d}.pt", weights_only=True)
+    light = torch.load(carried, weights_only=True)
+    assert full["buffer"] is not None and light["buffer"] is None
+    assert light["learner"].keys() == full["learner"].keys()
+    assert not list((src / "two_step/vdn/default/s0" / "checkpoints").glob("carried_*"))  # finished: none
+
+    # another machine: only what the repository's .gitignore lets a commit take
+    fresh = tmp_path / "fresh_clone"
+    for path in src.rglob("*"):
+        rel = path.relative_to(src)
+        if path.is_file() and (path.suffix != ".pt" or path.name.startswith("carried_")):
+            (fresh / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, fresh / rel)
+    result = run_sweep(str(spec), budget="quick", workers=1, out=fresh)
+    assert result.counts() == {"finished": 4} and result.skipped == 3
+    summary, resumed = _results(fresh, run_id)
+    whole, uninterrupted = _results(reference, run_id)
+    assert summary["steps"] == whole["steps"] >= 300 and summary["buffer_refills"] == [stop]
+    assert whole["buffer_refills"] == []
+    assert resumed[:len(rows)] == uninterrupted[:len(rows)]
+    assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
+
+    assert main(["carry", str(fresh)]) == 0  # finished now: its carried copy goes
+    assert not list((fresh / run_id / "checkpoints").glob("carried_*"))
+
+
+@pytest.mark.parametrize(("name", "ignored"), [("step_000000100000.pt", True),
+                                                ("carried_step_000000100000.pt", False)])
+def test_git_commits_carried_checkpoints_of_a_study_and_no_others(name: str, ignored: bool) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    path = f"docs/results/some_study/runs/task/qmix/default/s0/checkpoints/{name}"
+    check = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=repo)
+    assert check.returncode == (0 if ignored else 1)
+
+
+def test_carry_of_a_missing_directory_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["carry", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("factorize: error: carry:") and "nowhere" in err and len(err.splitlines()) == 1

@@ -27,6 +27,16 @@ from factorize.resolve import check_registered
 METRIC_COLUMNS = ["step", "episode", "split", "return_mean", "win_rate", "loss", "q_tot_mean", "epsilon", "wall_s",
                   "igm_agreement", "igm_regret", "igm_agreement_ascent", "igm_regret_ascent", "grad_norm"]
 CHECKPOINT_DIR = "checkpoints"
+CARRIED_PREFIX = "carried_"
+"""Prefix of a checkpoint copy without replay buffer, made to travel in git (`carry_checkpoint`)."""
+
+
+def _checkpoint_step(path: Path) -> int:
+    """The step in a checkpoint's name: `step_<step>.pt` or `carried_step_<step>.pt`."""
+    try:
+        return int(path.stem.rsplit("_", 1)[-1])
+    except ValueError:
+        return -1
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -149,8 +159,40 @@ class RunDir:
         atomic_write(self.path / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
     def checkpoints(self) -> list[Path]:
-        """Checkpoint files, oldest first (names sort by step)."""
-        return sorted((self.path / CHECKPOINT_DIR).glob("step_*.pt"))
+        """Checkpoint files, oldest first; at one step a carried copy sorts before the full file."""
+        folder = self.path / CHECKPOINT_DIR
+        found = [*folder.glob("step_*.pt"), *folder.glob(f"{CARRIED_PREFIX}step_*.pt")]
+        return sorted(found, key=lambda f: (_checkpoint_step(f), not f.name.startswith(CARRIED_PREFIX)))
+
+    def carry_checkpoint(self) -> Path | None:
+        """A copy of the newest checkpoint without its replay buffer, small enough to commit.
+
+        Checkpoints stay on the machine that wrote them, but a run longer than one sitting on a
+        machine that does not last must continue elsewhere: `carried_step_<step>.pt` travels in
+        git (`.gitignore` lets it through) and resumes the run anywhere, its buffer refilled
+        from fresh episodes (the run records the step in `summary.json`'s `buffer_refills`).
+        Older carried copies are removed. None when the run has no checkpoint.
+        """
+        found = self.checkpoints()
+        if not found:
+            return None
+        newest = found[-1]
+        if not newest.name.startswith(CARRIED_PREFIX):
+            state = self.load_checkpoint(newest)
+            state["buffer"] = None
+            buf = io.BytesIO()
+            torch.save(state, buf)
+            newest = newest.with_name(CARRIED_PREFIX + newest.name)
+            atomic_write(newest, buf.getvalue())
+        self.drop_carried(keep=newest)
+        return newest
+
+    def drop_carried(self, keep: Path | None = None) -> list[Path]:
+        """Remove carried checkpoint copies (all but `keep`); returns what was removed."""
+        gone = [f for f in (self.path / CHECKPOINT_DIR).glob(f"{CARRIED_PREFIX}step_*.pt") if f != keep]
+        for f in gone:
+            f.unlink(missing_ok=True)
+        return gone
 
     def save_checkpoint(self, state: dict[str, Any], step: int, keep: int) -> Path:
         """Write `checkpoints/step_<step>.pt` atomically, then drop all but the newest `keep`."""

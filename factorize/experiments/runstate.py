@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from factorize.experiments.rundir import SWEEP_FILE, atomic_write, read_mapping
+from factorize.experiments.rundir import SWEEP_FILE, RunDir, atomic_write, read_mapping
 
 ERROR_FILE = "error.txt"
 SUMMARY_FILE = "summary.json"
@@ -95,3 +95,21 @@ def clear(run_dir: Path) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink(missing_ok=True)
+
+
+def carry(root: Path) -> dict[str, list[str]]:
+    """Make a sweep directory's unfinished runs resumable on another machine, through git.
+
+    Each run directory below `root` that has no `summary.json` gets a carried copy of its newest
+    checkpoint (no replay buffer: see `RunDir.carry_checkpoint`); a finished run's carried
+    copies are removed, since nothing will resume it. Returns the paths carried and removed.
+    """
+    carried: list[str] = []
+    dropped: list[str] = []
+    for meta in sorted(Path(root).rglob(SWEEP_FILE)):
+        rundir = RunDir(meta.parent)
+        if read_summary(meta.parent) is not None:
+            dropped += [str(f) for f in rundir.drop_carried()]
+        elif (path := rundir.carry_checkpoint()) is not None:
+            carried.append(str(path))
+    return {"carried": carried, "dropped": dropped}
