@@ -39,6 +39,13 @@ def _checkpoint_step(path: Path) -> int:
         return -1
 
 
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    """A checkpoint's state, serialised in memory and then written atomically."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write(path, buf.getvalue())
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write via a temporary file and rename: readers see the old file or the new, never half.
 
@@ -180,10 +187,8 @@ class RunDir:
         if not newest.name.startswith(CARRIED_PREFIX):
             state = self.load_checkpoint(newest)
             state["buffer"] = None
-            buf = io.BytesIO()
-            torch.save(state, buf)
             newest = newest.with_name(CARRIED_PREFIX + newest.name)
-            atomic_write(newest, buf.getvalue())
+            _write_state(newest, state)
         self.drop_carried(keep=newest)
         return newest
 
@@ -198,10 +203,8 @@ class RunDir:
         """Write `checkpoints/step_<step>.pt` atomically, then drop all but the newest `keep`."""
         folder = self.path / CHECKPOINT_DIR
         folder.mkdir(exist_ok=True)
-        buf = io.BytesIO()
-        torch.save(state, buf)
         path = folder / f"step_{step:012d}.pt"
-        atomic_write(path, buf.getvalue())
+        _write_state(path, state)
         for old in self.checkpoints()[: -max(1, keep)]:
             old.unlink(missing_ok=True)
         return path
