@@ -25,7 +25,7 @@ import torch
 from factorize.analysis import build_report, load_results
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
-PUBLISHED = ("ablation", "baselines", "matrix_games")
+PUBLISHED = ("ablation", "baselines", "matrix_games", "pilot", "converged")
 NUMBER = re.compile(r"(?<![\w.])-?\d(?:\d|,(?=\d))*(?:\.\d+)?(?![\w])")
 """A number standing alone: not part of a name like `simple_spread_v3`, `8x8` or `2s3z`."""
 ALL_TASKS = "all tasks (normalised)"
