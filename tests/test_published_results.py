@@ -11,6 +11,7 @@ integer 0-200 did 93% of the time); a README number changed by one unit in its l
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import re
 from collections.abc import Callable
@@ -495,6 +496,27 @@ def test_the_card_comparison_reads_each_verdict_from_the_ci() -> None:
     assert out.loc[("no_target", "a"), ["removing", "verdict"]].tolist() == ["no effect detected", "not detected"]
     assert out.loc[("no_clip", "a"), ["removing", "verdict", "seeds"]].tolist() == ["hurts", "no card figure", 4]
     assert len(out) == 4  # components without runs have no rows
+
+
+def test_study_compute_counts_only_the_finished_runs_a_study_trained_itself(tmp_path: Path) -> None:
+    """Three run directories of the converged spec: one trained here (600 CPU-s), one adopted from
+    the pilot (its CPU time belongs to the pilot), one diverged; an unfinished run has no summary."""
+    module = _load_script("provenance.py")
+
+    def run(run_id: str, status: str, cpu_s: float, trained_by: str) -> None:
+        folder = tmp_path / run_id
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({"status": status, "time": {"cpu_s": cpu_s}}))
+        (folder / "sweep.yaml").write_text(f"experiment: converged\ntrained_by: {trained_by}\n")
+
+    run("mpe-simple_spread_v3/vdn/default/s0", "finished", 600.0, "converged")
+    run("mpe-simple_spread_v3/qmix/default/s0", "finished", 9000.0, "pilot")
+    run("mpe-simple_spread_v3/qmix/no_target/s0", "diverged", 50.0, "converged")
+    (tmp_path / "mpe-simple_spread_v3/iql/default/s0").mkdir(parents=True)  # in progress
+    rows = dict(module.study_rows("converged", tmp_path))
+    assert rows["converged.runs"] == 470
+    assert (rows["converged.runs_finished"], rows["converged.runs_diverged"]) == (2, 1)
+    assert rows["converged.runs_trained_here"] == 1 and rows["converged.cpu_hours"] == round(600 / 3600, 2)
 
 
 class _WeightedSum(torch.nn.Module):

@@ -4,6 +4,11 @@
 
 Reads each sweep's manifest (`results/<spec>/sweep.json`) and spec copy; writes `item,value` CSV.
 Runs that a sweep reused from another (same config hash) count towards the sweep that trained them.
+A sweep whose manifest is not under `results` keeps its rows from the committed CSV (those sweeps
+ran on machines since gone). The studies that span sittings (`pilot`, `converged`) are read from
+their committed run directories instead: runs planned (the spec's full budget) and finished, and the
+CPU time of the finished runs each trained itself (`time.cpu_s` of `summary.json`; a run adopted
+from another study counts towards the study that trained it, `trained_by` in its `sweep.yaml`).
 """
 
 from __future__ import annotations
@@ -18,12 +23,16 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from factorize.experiments.plan import plan_runs
 from factorize.experiments.spec import load_spec_file
+from factorize.experiments.specs_index import resolve_spec
 
 PACKAGES = ("torch", "numpy", "pandas", "seaborn", "pettingzoo", "mpe2", "lbforaging", "jaxmarl", "jax", "gymnasium")
 SPECS = ("ablation", "baselines", "matrix_games")
+STUDIES = ("pilot", "converged")
+RESULTS = Path(__file__).resolve().parent
 
 
 def cpu_model() -> str:
@@ -38,12 +47,19 @@ def main(root: str) -> None:
                                       ("python", platform.python_version())]
     rows += [(f"package.{p}", importlib.metadata.version(p)) for p in PACKAGES]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    committed = pd.read_csv(RESULTS / "provenance.csv") if (RESULTS / "provenance.csv").exists() else None
+    if committed is not None and not any((Path(root) / name / "sweep.json").exists() for name in SPECS):
+        # the short-budget sweeps' rows are kept, so is the commit that produced them
+        commit = str(committed.set_index("item").at["factorize.commit", "value"])
     rows.append(("factorize.commit", commit))
     trained_by: dict[str, str] = {}
     described: set[str] = set()
     for name in SPECS:
         sweep_dir = Path(root) / name
         if not (sweep_dir / "sweep.json").exists():
+            if committed is not None:
+                kept = committed[committed["item"].str.startswith(f"{name}.")]
+                rows += list(kept.itertuples(index=False, name=None))
             continue
         manifest = json.loads((sweep_dir / "sweep.json").read_text())
         spec = load_spec_file(sweep_dir / "spec.yaml")
@@ -70,7 +86,34 @@ def main(root: str) -> None:
                  (f"{name}.train_hours", round(own["wall_s"].sum() / 3600, 2)),
                  (f"{name}.cpu_hours", round(own["cpu_s"].sum() / 3600, 2)),
                  (f"{name}.last_sitting_wall_hours", round((updated - started).total_seconds() / 3600, 2))]
+    for name in STUDIES:
+        rows += study_rows(name, RESULTS / name / "runs")
     sys.stdout.write(pd.DataFrame(rows, columns=["item", "value"]).to_csv(index=False, lineterminator="\n"))
+
+
+def study_rows(name: str, runs_dir: Path) -> list[tuple[str, object]]:
+    """Runs planned and finished, and core-hours, of a study from its committed run directories."""
+    planned = plan_runs(load_spec_file(resolve_spec(name)), "full", runs_dir)
+    finished = diverged = trained_here = 0
+    cpu_s = 0.0
+    for task in planned:
+        run = runs_dir / task.run_id
+        if not (run / "summary.json").exists():
+            continue
+        summary = json.loads((run / "summary.json").read_text())
+        if summary.get("status") == "diverged":  # ended early, counted as done by the sweep
+            diverged += 1
+        if summary.get("status") != "finished":
+            continue
+        finished += 1
+        meta = yaml.safe_load((run / "sweep.yaml").read_text())
+        if meta.get("trained_by", name) == name:
+            trained_here += 1
+            cpu_s += summary["time"]["cpu_s"]
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return [(f"{name}.counted_at_commit", head), (f"{name}.runs", len(planned)),
+            (f"{name}.runs_finished", finished), (f"{name}.runs_diverged", diverged),
+            (f"{name}.runs_trained_here", trained_here), (f"{name}.cpu_hours", round(cpu_s / 3600, 2))]
 
 
 if __name__ == "__main__":
