@@ -23,9 +23,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from factorize.experiments.plan import plan_runs
+from factorize.experiments.runstate import read_summary, read_sweep_meta
 from factorize.experiments.spec import load_spec_file
 from factorize.experiments.specs_index import resolve_spec
 
@@ -46,7 +46,8 @@ def main(root: str) -> None:
     rows: list[tuple[str, object]] = [("machine.cpus", os.cpu_count()), ("machine.cpu", cpu_model()),
                                       ("python", platform.python_version())]
     rows += [(f"package.{p}", importlib.metadata.version(p)) for p in PACKAGES]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = head
     committed = pd.read_csv(RESULTS / "provenance.csv") if (RESULTS / "provenance.csv").exists() else None
     if committed is not None and not any((Path(root) / name / "sweep.json").exists() for name in SPECS):
         # the short-budget sweeps' rows are kept, so is the commit that produced them
@@ -87,30 +88,24 @@ def main(root: str) -> None:
                  (f"{name}.cpu_hours", round(own["cpu_s"].sum() / 3600, 2)),
                  (f"{name}.last_sitting_wall_hours", round((updated - started).total_seconds() / 3600, 2))]
     for name in STUDIES:
-        rows += study_rows(name, RESULTS / name / "runs")
+        rows += study_rows(name, RESULTS / name / "runs", head)
     sys.stdout.write(pd.DataFrame(rows, columns=["item", "value"]).to_csv(index=False, lineterminator="\n"))
 
 
-def study_rows(name: str, runs_dir: Path) -> list[tuple[str, object]]:
+def study_rows(name: str, runs_dir: Path, head: str) -> list[tuple[str, object]]:
     """Runs planned and finished, and core-hours, of a study from its committed run directories."""
     planned = plan_runs(load_spec_file(resolve_spec(name)), "full", runs_dir)
     finished = diverged = trained_here = 0
     cpu_s = 0.0
     for task in planned:
-        run = runs_dir / task.run_id
-        if not (run / "summary.json").exists():
-            continue
-        summary = json.loads((run / "summary.json").read_text())
-        if summary.get("status") == "diverged":  # ended early, counted as done by the sweep
-            diverged += 1
+        summary = read_summary(runs_dir / task.run_id) or {}
+        diverged += summary.get("status") == "diverged"  # ended early, counted as done by the sweep
         if summary.get("status") != "finished":
             continue
         finished += 1
-        meta = yaml.safe_load((run / "sweep.yaml").read_text())
-        if meta.get("trained_by", name) == name:
+        if (read_sweep_meta(runs_dir / task.run_id) or {}).get("trained_by", name) == name:
             trained_here += 1
             cpu_s += summary["time"]["cpu_s"]
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     return [(f"{name}.counted_at_commit", head), (f"{name}.runs", len(planned)),
             (f"{name}.runs_finished", finished), (f"{name}.runs_diverged", diverged),
             (f"{name}.runs_trained_here", trained_here), (f"{name}.cpu_hours", round(cpu_s / 3600, 2))]
