@@ -16,7 +16,7 @@ from factorize.cli import main
 from factorize.config import RunConfig
 from factorize.errors import FactorizeError
 from factorize.experiments import executors
-from factorize.experiments.plan import RESULTS_VERSION, config_hash, plan_runs
+from factorize.experiments.plan import RESULTS_VERSION, config_hash, plan_runs, run_ids
 from factorize.experiments.spec import SpecError, parse_spec
 from factorize.experiments.specs_index import builtin_specs, list_experiments
 from factorize.experiments.sweep import load_spec
@@ -176,6 +176,19 @@ def test_grids_inherit_and_conflicting_duplicates_are_refused(tmp_path: Path) ->
         plan_runs(parse_spec(data, "g.yaml"), "quick", tmp_path)
 
 
+def test_run_ids_list_the_planned_runs_in_order_without_building_configs(tmp_path: Path) -> None:
+    """A run named by two grids with the same config is planned once; `run_ids` agrees."""
+    data = {k: v for k, v in VALID.items() if k not in ("algos", "envs", "variants")}
+    data["grids"] = [{"algos": ["vdn", "qmix"], "envs": ["two_step"]},
+                     {"algos": ["qmix"], "envs": ["matrix:qtran", "two_step"], "seeds": [1, 7]}]
+    spec = parse_spec(data, "g.yaml")
+    planned = [t.run_id for t in plan_runs(spec, "quick", tmp_path)]
+    assert run_ids(spec) == planned
+    assert planned == ["two_step/vdn/default/s0", "two_step/vdn/default/s1", "two_step/qmix/default/s0",
+                       "two_step/qmix/default/s1", "matrix-qtran/qmix/default/s1", "matrix-qtran/qmix/default/s7",
+                       "two_step/qmix/default/s7"]
+
+
 EXPECTED_ALGOS = {"iql", "vdn", "qmix", "qtran", "ow_qmix", "cw_qmix", "qplex", "qatten", "dmix", "coma"}
 QUICKSTART_ALGOS = EXPECTED_ALGOS - {"qatten", "dmix", "coma"}
 ABLATION = {"full", "no_mixing", "monotonic_none", "no_hypernet", "no_target", "no_clip"}
@@ -228,6 +241,7 @@ def test_the_converged_study_plans_the_pilots_runs_so_it_adopts_them(tmp_path: P
     pilot = {t.run_id: t.config_hash for t in plan_runs(load_spec("pilot"), "full", tmp_path)}
     converged = {t.run_id: t for t in plan_runs(load_spec("converged"), "full", tmp_path)}
     assert len(pilot) == 25 and all(converged[run_id].config_hash == h for run_id, h in pilot.items())
+    assert run_ids(load_spec("converged")) == list(converged)
     tasks = {t.env for t in converged.values()}
     assert tasks == {"mpe:simple_spread_v3", "lbf:Foraging-8x8-2p-2f-coop-v3", "smax:3m", "smax:2s3z", "smax:3s5z"}
     for env in tasks:  # every method, and every component and trick over full QMIX, 5 seeds each

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from factorize.experiments.plan import plan_runs
+from factorize.experiments.plan import plan_runs, run_ids
 from factorize.experiments.runstate import read_summary, read_sweep_meta
 from factorize.experiments.spec import load_spec_file
 from factorize.experiments.specs_index import resolve_spec
@@ -94,16 +94,16 @@ def main(root: str) -> None:
 
 def study_rows(name: str, runs_dir: Path, head: str) -> list[tuple[str, object]]:
     """Runs planned and finished, and core-hours, of a study from its committed run directories."""
-    planned = plan_runs(load_spec_file(resolve_spec(name)), "full", runs_dir)
+    planned = run_ids(load_spec_file(resolve_spec(name)))  # no env packages needed to count
     finished = diverged = trained_here = 0
     cpu_s = 0.0
-    for task in planned:
-        summary = read_summary(runs_dir / task.run_id) or {}
+    for rid in planned:
+        summary = read_summary(runs_dir / rid) or {}
         diverged += summary.get("status") == "diverged"  # ended early, counted as done by the sweep
         if summary.get("status") != "finished":
             continue
         finished += 1
-        if (read_sweep_meta(runs_dir / task.run_id) or {}).get("trained_by", name) == name:
+        if (read_sweep_meta(runs_dir / rid) or {}).get("trained_by", name) == name:
             trained_here += 1
             cpu_s += summary["time"]["cpu_s"]
     return [(f"{name}.counted_at_commit", head), (f"{name}.runs", len(planned)),

@@ -52,6 +52,19 @@ def env_slug(env: str) -> str:
     return env.replace(":", "-").replace("/", "_")
 
 
+def run_id(env: str, algo: str, variant: str, seed: int) -> str:
+    """A run's place in the grid, and its directory under a sweep's output: `env/algo/variant/s<seed>`."""
+    return f"{env_slug(env)}/{algo}/{variant}/s{seed}"
+
+
+def run_ids(spec: ExperimentSpec) -> list[str]:
+    """Every run id of `spec`, in plan order, without building configs: for counting and reading a
+    study's results where its env packages are not installed (`plan_runs` needs them to validate)."""
+    ids = (run_id(env, algo, variant.name, seed) for grid in spec.grids for env in grid.envs
+           for algo in grid.algos for variant in grid.variants for seed in grid.seeds)
+    return list(dict.fromkeys(ids))
+
+
 @dataclass
 class RunTask:
     """Everything a worker needs to train one run; JSON-serialisable so it crosses processes."""
@@ -117,9 +130,9 @@ def _grid_tasks(spec: ExperimentSpec, grid: Grid, budget: str, out: Path) -> lis
                         raise SpecError(
                             f"experiment {spec.source}: {where} ({method} on {env}, budget {budget}): {exc}"
                         ) from None
-                    run_id = f"{env_slug(env)}/{algo}/{variant.name}/s{seed}"
+                    rid = run_id(env, algo, variant.name, seed)
                     tasks.append(RunTask(
-                        run_id=run_id, run_dir=str(out / run_id), experiment=spec.name, algo=algo,
+                        run_id=rid, run_dir=str(out / rid), experiment=spec.name, algo=algo,
                         method=method, variant=variant.name, variant_overrides=dict(variant.overrides),
                         env=env, seed=seed, budget=budget, steps=b.steps, overrides=overrides,
                         config_hash=config_hash(cfg),
