@@ -1,8 +1,10 @@
 """What produced docs/results: machine, package versions, per-task budgets and compute per sweep.
 
-    python docs/results/provenance.py results > docs/results/provenance.csv
+    python docs/results/provenance.py results
 
-Reads each sweep's manifest (`results/<spec>/sweep.json`) and spec copy; writes `item,value` CSV.
+Writes docs/results/provenance.csv itself, after reading the committed one (a shell redirect into
+it would empty it before it is read, and with it the rows of sweeps whose manifests are gone).
+Reads each sweep's manifest (`results/<spec>/sweep.json`) and spec copy; `item,value` rows.
 Runs that a sweep reused from another (same config hash) count towards the sweep that trained them.
 A sweep whose manifest is not under `results` keeps its rows from the committed CSV (those sweeps
 ran on machines since gone). The studies that span sittings (`pilot`, `converged`) are read from
@@ -89,7 +91,9 @@ def main(root: str) -> None:
                  (f"{name}.last_sitting_wall_hours", round((updated - started).total_seconds() / 3600, 2))]
     for name in STUDIES:
         rows += study_rows(name, RESULTS / name / "runs", head)
-    sys.stdout.write(pd.DataFrame(rows, columns=["item", "value"]).to_csv(index=False, lineterminator="\n"))
+    out = RESULTS / "provenance.csv"
+    pd.DataFrame(rows, columns=["item", "value"]).to_csv(out, index=False, lineterminator="\n")
+    print(out)
 
 
 def study_rows(name: str, runs_dir: Path, head: str) -> list[tuple[str, object]]:
