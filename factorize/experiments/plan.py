@@ -8,14 +8,16 @@ under the same hash, so changing a spec's values re-runs exactly the runs they t
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from factorize.config import RunConfig, non_defaults
 from factorize.errors import ConfigError
-from factorize.experiments.spec import ExperimentSpec, Grid, SpecError
+from factorize.experiments.spec import ExperimentSpec, Grid, SpecError, Variant
 from factorize.resolve import build_config
 
 HASH_EXCLUDES = ("torch_threads", "runner.loggers", "runner.wandb_project", "runner.igm", "runner.igm_max_joint",
@@ -57,11 +59,16 @@ def run_id(env: str, algo: str, variant: str, seed: int) -> str:
     return f"{env_slug(env)}/{algo}/{variant}/s{seed}"
 
 
+def _grid_places(grid: Grid) -> Iterator[tuple[str, str, Variant, int]]:
+    """(env, algo, variant, seed) of every run of `grid`, in plan order."""
+    return itertools.product(grid.envs, grid.algos, grid.variants, grid.seeds)
+
+
 def run_ids(spec: ExperimentSpec) -> list[str]:
     """Every run id of `spec`, in plan order, without building configs: for counting and reading a
     study's results where its env packages are not installed (`plan_runs` needs them to validate)."""
-    ids = (run_id(env, algo, variant.name, seed) for grid in spec.grids for env in grid.envs
-           for algo in grid.algos for variant in grid.variants for seed in grid.seeds)
+    ids = (run_id(env, algo, variant.name, seed)
+           for grid in spec.grids for env, algo, variant, seed in _grid_places(grid))
     return list(dict.fromkeys(ids))
 
 
@@ -116,27 +123,24 @@ def _grid_tasks(spec: ExperimentSpec, grid: Grid, budget: str, out: Path) -> lis
             registered(f"{prefix}variants.{v.name}.algo", get_algorithm, v.method)
 
     tasks = []
-    for env in grid.envs:
-        for algo in grid.algos:
-            for variant in grid.variants:
-                overrides = {**grid.base, **b.as_overrides(), **variant.overrides}
-                method = variant.method or algo
-                for seed in grid.seeds:
-                    named = variant.overrides or variant.method
-                    where = f"{prefix}variants.{variant.name}" if named else f"{prefix}base"
-                    try:
-                        cfg = build_config(method, env, overrides, steps=b.steps, seed=seed)
-                    except ConfigError as exc:
-                        raise SpecError(
-                            f"experiment {spec.source}: {where} ({method} on {env}, budget {budget}): {exc}"
-                        ) from None
-                    rid = run_id(env, algo, variant.name, seed)
-                    tasks.append(RunTask(
-                        run_id=rid, run_dir=str(out / rid), experiment=spec.name, algo=algo,
-                        method=method, variant=variant.name, variant_overrides=dict(variant.overrides),
-                        env=env, seed=seed, budget=budget, steps=b.steps, overrides=overrides,
-                        config_hash=config_hash(cfg),
-                    ))
+    for env, algo, variant, seed in _grid_places(grid):
+        overrides = {**grid.base, **b.as_overrides(), **variant.overrides}
+        method = variant.method or algo
+        named = variant.overrides or variant.method
+        where = f"{prefix}variants.{variant.name}" if named else f"{prefix}base"
+        try:
+            cfg = build_config(method, env, overrides, steps=b.steps, seed=seed)
+        except ConfigError as exc:
+            raise SpecError(
+                f"experiment {spec.source}: {where} ({method} on {env}, budget {budget}): {exc}"
+            ) from None
+        rid = run_id(env, algo, variant.name, seed)
+        tasks.append(RunTask(
+            run_id=rid, run_dir=str(out / rid), experiment=spec.name, algo=algo,
+            method=method, variant=variant.name, variant_overrides=dict(variant.overrides),
+            env=env, seed=seed, budget=budget, steps=b.steps, overrides=overrides,
+            config_hash=config_hash(cfg),
+        ))
     return tasks
 
 
