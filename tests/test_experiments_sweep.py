@@ -157,6 +157,21 @@ def test_only_trains_the_matching_runs_and_the_same_runs_as_a_full_sweep(
     assert all(_results(out, r) == _results(reference, r) for r in RUN_IDS)
 
 
+@pytest.mark.parametrize(("granted", "workers", "threads"), [({0}, 1, 1), ({0, 1, 2, 3}, 2, 2), ({5}, 4, 1)])
+def test_each_worker_gets_its_share_of_the_cores_the_sweep_may_use_not_of_the_machine(
+    tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    granted: set[int], workers: int, threads: int,
+) -> None:
+    """A sweep pinned to some cores (taskset, a SLURM allocation) on a larger machine gives its
+    runs intra-op threads from the cores it was granted, so pinned sweeps never oversubscribe."""
+    spec, _ = tiny
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: granted, raising=False)
+    out = tmp_path / "pinned"
+    run_sweep(str(spec), budget="quick", workers=workers, out=out, only=["two_step/vdn/default/s0"])
+    assert yaml.safe_load((out / "two_step/vdn/default/s0/config.yaml").read_text())["torch_threads"] == threads
+
+
 def test_an_only_pattern_that_matches_no_run_exits_2_naming_a_run_id(
     tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -59,6 +59,17 @@ class SweepResult:
         return Counter(self.statuses.values())
 
 
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity, which `taskset`, SLURM and cgroup cpusets
+    narrow, not the machine's count, so that a sweep pinned to some cores gives each worker its
+    share of those and two pinned sweeps do not oversubscribe the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity API (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 def load_spec(ref: str) -> ExperimentSpec:
     """A built-in spec by name or a user's spec by path."""
     return load_spec_file(resolve_spec(ref), source=ref)
@@ -242,7 +253,7 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
     out_dir = shown.absolute()  # run directories must mean the same on every Ray node
     tasks = plan_runs(spec, budget, out_dir)
     selected = select_runs(tasks, only, spec.name)
-    threads = 1 if executor == "ray" else max(1, (os.cpu_count() or 1) // workers)
+    threads = 1 if executor == "ray" else max(1, usable_cores() // workers)
     for task in tasks:
         task.torch_threads = threads
         task.meta = {"executor": executor, "workers": workers}
