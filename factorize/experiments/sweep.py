@@ -160,8 +160,10 @@ class _Tracker:
         self.bar = tqdm(total=todo, disable=not (bar and todo > 0), unit="run", desc=f"sweep {name}",
                         dynamic_ncols=True)
         self.stopped = threading.Event()
+        self.beater: threading.Thread | None = None
         if self.lines and todo > 0:
-            threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True).start()
+            self.beater = threading.Thread(target=self._beat, args=(heartbeat_s,), daemon=True)
+            self.beater.start()
 
     def _beat(self, every: float) -> None:
         while not self.stopped.wait(every):
@@ -216,7 +218,10 @@ class _Tracker:
         atomic_write(self.out / MANIFEST, json.dumps(data, indent=2) + "\n")
 
     def close(self) -> None:
+        """Stop the heartbeat and wait for it, so no beat follows the sweep's last line."""
         self.stopped.set()
+        if self.beater is not None:
+            self.beater.join()
         self.bar.close()
 
     def mark_interrupted(self) -> None:
