@@ -498,6 +498,26 @@ def test_the_card_comparison_reads_each_verdict_from_the_ci() -> None:
     assert len(out) == 4  # components without runs have no rows
 
 
+def test_epymarls_maximum_return_is_the_best_seed_mean_evaluation_with_its_ci() -> None:
+    """Hand-built curves: the maximum is the evaluation with the highest seed mean (not the last,
+    not the highest CI bound), with that evaluation's CI; only MPE rows are also given per agent."""
+    module = _load_script("converged/epymarl_metric.py")
+    columns = ["env", "method", "step", "n", "mean", "ci_low", "ci_high"]
+    curves = pd.DataFrame([
+        ("mpe:simple_spread_v3", "qmix", 100, 5, -60.0, -70.0, -30.0),
+        ("mpe:simple_spread_v3", "qmix", 200, 5, -42.0, -45.0, -39.0),
+        ("mpe:simple_spread_v3", "qmix", 300, 5, -48.0, -50.0, -46.0),
+        ("lbf:x", "vdn", 300, 4, 0.9, 0.8, 1.0),
+        ("lbf:x", "vdn", 100, 4, 0.5, 0.4, 0.6),
+    ], columns=columns)
+    out = module.maximum_returns(curves).set_index(["env", "method"])
+    mpe = out.loc[("mpe:simple_spread_v3", "qmix")]
+    assert (mpe["max_step"], mpe["max_mean"], mpe["max_ci_low"], mpe["max_ci_high"]) == (200, -42.0, -45.0, -39.0)
+    assert mpe["max_per_agent"] == -14.0 and (mpe["final_step"], mpe["final_mean"]) == (300, -48.0)
+    lbf = out.loc[("lbf:x", "vdn")]
+    assert (lbf["max_step"], lbf["final_step"], lbf["seeds"]) == (300, 300, 4) and pd.isna(lbf["max_per_agent"])
+
+
 def test_study_compute_counts_only_the_finished_runs_a_study_trained_itself(tmp_path: Path) -> None:
     """Three run directories of the converged spec: one trained here (600 CPU-s), one adopted from
     the pilot (its CPU time belongs to the pilot), one diverged; an unfinished run has no summary."""
