@@ -59,7 +59,6 @@ class SweepResult:
         return Counter(self.statuses.values())
 
 
-
 def usable_cores() -> int:
     """Cores this process may run on: its CPU affinity, which `taskset`, SLURM and cgroup cpusets
     narrow, not the machine's count, so that a sweep pinned to some cores gives each worker its
