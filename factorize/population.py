@@ -125,8 +125,10 @@ def train_population(
                     if m.trainer is None:
                         continue
                     _pass(m, bar)
-                if preemption.requested():
-                    _checkpoint_all(members)
+                    # checked after every member, not every round: on a crowded machine a round of
+                    # five members ran past the sweep's grace period before its checkpoint
+                    if preemption.requested():
+                        _checkpoint_all(members)
     finally:
         for m in members:
             if m.trainer is not None:

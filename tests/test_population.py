@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from factorize import population, preemption
 from factorize.cli import main
 from factorize.errors import FactorizeError
 from factorize.experiments.executors import split_cpu
@@ -221,3 +224,25 @@ def test_without_a_terminal_each_run_prints_a_line_per_test(tmp_path: Path,
     assert sum(ln.startswith("qmix two_step s1:") for ln in population.splitlines()) == len(expected)
     train(_config(0), tmp_path / "bar", progress=True)
     assert "test return" not in capsys.readouterr().err  # a bar instead of lines
+
+
+def test_sigterm_stops_a_population_after_the_member_it_came_during(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    """The checkpoint follows the pass SIGTERM arrived in, not the round: the members after it do
+    not train on first (a round of five ran past a sweep's 60 s grace on a crowded machine)."""
+    passed: list[int] = []
+    original = population._pass
+
+    def signalled_in_the_second_round(member: Any, bar: Any) -> None:
+        original(member, bar)
+        passed.append(member.trainer.cfg.seed if member.trainer else -1)
+        if len(passed) == 4:  # during seed 0's second pass
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(population, "_pass", signalled_in_the_second_round)
+    outs = [tmp_path / f"s{seed}" for seed in (0, 1, 2)]
+    with pytest.raises(preemption.Preempted) as stopped:
+        train_population([_config(0), _config(1), _config(2)], outs, progress=False)
+    assert passed == [0, 1, 2, 0]
+    newest = [int(RunDir(out).checkpoints()[-1].stem.split("_")[-1]) for out in outs]
+    assert stopped.value.steps == newest and newest[0] > newest[1] == newest[2] > 0
