@@ -514,3 +514,46 @@ def test_an_experiment_with_components_and_tricks_gets_a_table_for_each(tmp_path
     assert set(ablation["method"]) == {"vdn/no_mixing", "qmix/no_hypernet"}
     assert list(tricks["method"]) == ["qmix/per"] and tricks["effect_pct"].iloc[0] == pytest.approx(20.0)
     assert (tmp_path / "out" / "figures" / "converged__tricks.png").is_file()
+
+
+def test_a_change_equal_to_the_half_width_is_not_flat_whatever_float_rounding_says() -> None:
+    """The SMAX 3m pilot at 1M: 0.88125 - 0.8625 against (0.9 - 0.8625) / 2, both 3/160, the first
+    a hair below the second in floats. Win rates sit on a grid, so such ties are common."""
+    means = [0.5] * 7 + [0.8625, 0.87, 0.88125]  # at 10k the reference is 8k
+    curve = _curve(means).assign(ci_low=0.8625, ci_high=0.9)
+    assert (0.88125 - 0.8625) < (0.9 - 0.8625) / 2  # the rounding this test is about
+    flat = agg.flatness(curve).iloc[0]
+    assert flat["change"] == pytest.approx(0.01875) and flat["half_width"] == pytest.approx(0.01875)
+    assert not flat["flat"]
+
+
+def _seed_curves(values: list[list[float]], interval: int = 1000) -> pd.DataFrame:
+    rows = [{"experiment": "pilot", "env": "task", "method": "qmix", "algo": "qmix", "variant": "default",
+             "seed": s, "run": f"s{s}", "eval": k, "step": interval * (k + 1), "value": v}
+            for s, curve in enumerate(values) for k, v in enumerate(curve)]
+    return pd.DataFrame(rows)
+
+
+def test_smoothed_curves_average_each_runs_last_evaluations_from_its_window_th_on() -> None:
+    curves = _seed_curves([[0, 1, 2, 3, 4, 5], [10, 10, 10, 10, 20, 20]])
+    smooth = agg.smoothed_curves(curves, window=4)
+    assert smooth[smooth["run"] == "s0"]["value"].tolist() == [1.5, 2.5, 3.5]
+    assert smooth[smooth["run"] == "s1"]["value"].tolist() == [10.0, 12.5, 15.0]
+    assert smooth["step"].tolist() == [4000, 5000, 6000] * 2 and smooth["eval"].tolist() == [0, 1, 2] * 2
+
+
+def test_test_episode_noise_fails_the_flatness_test_on_each_evaluation_but_not_smoothed() -> None:
+    """A plateau whose evaluations jump together (a few test episodes each: +0.1, -0.05, -0.05 in
+    turn) while its seeds differ little: a budget whose reference point is a jump away fails, so
+    the last one does; the means of 3 evaluations do not move."""
+    values = [[0.85 + (0.1 if k % 3 == 0 else -0.05) + 0.002 * s for k in range(20)] for s in range(5)]
+    curves = _seed_curves(values)
+    raw = agg.flatness(agg.mean_curves(curves)).iloc[0]
+    smooth = agg.flatness(agg.mean_curves(agg.smoothed_curves(curves, window=3))).iloc[0]
+    assert not raw["flat"] and np.isnan(raw["flat_after"])
+    assert smooth["flat"] and smooth["change"] == pytest.approx(0) and not smooth["declined"]
+    assert smooth["flat_after"] == smooth["first_flat"] == 4000  # the first with a reference (3,000)
+    shown = tables.flatness_table(pd.concat([pd.DataFrame([raw]).assign(smoothing=1),
+                                             pd.DataFrame([smooth]).assign(smoothing=3)]))
+    assert shown["curve"].tolist() == ["each evaluation", "mean of last 3 evaluations"]
+    assert shown["flat from"].tolist() == [tables.MISSING, "4,000"]

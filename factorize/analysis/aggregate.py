@@ -48,6 +48,11 @@ below it the difference is within the noise of a few seeds' test episodes."""
 FLAT_TAIL = 0.2
 """A curve is *flat* at budget b when its seed mean moved by less than its 95% CI half-width at b
 between (1 - FLAT_TAIL) b and b: the issue's test for a pilot's budget (see `flatness`)."""
+FLAT_SMOOTHING = 4
+"""Evaluations each seed's curve is averaged over (the last ones, trailing) in the smoothed
+flatness test. A SMAX win rate from 32 test episodes per seed jitters by several CI half-widths
+from one evaluation to the next (the 3m pilot passed and failed in turn from 450k to 1M), so the
+test on single evaluations judges that noise rather than the trend."""
 RANDOM_METHOD = "random policy"
 """The label of the random baseline's row in tables."""
 WIN_RATE_FAMILIES = ("smax",)
@@ -209,6 +214,16 @@ def _curves(f: pd.DataFrame) -> pd.DataFrame:
         .reset_index(drop=True)
 
 
+def smoothed_curves(curves: pd.DataFrame, window: int = FLAT_SMOOTHING) -> pd.DataFrame:
+    """`score_curves` with each run's value at an evaluation replaced by the mean of its last
+    `window` evaluations (that one included), from its `window`-th evaluation on: at a budget b
+    it uses only what a run trained to b has seen."""
+    f = curves.sort_values(["run", "eval"], kind="stable")
+    value = f.groupby("run")["value"].transform(lambda v: v.rolling(window, min_periods=window).mean())
+    out = f.assign(value=value).dropna(subset=["value"])
+    return out.assign(eval=out.groupby("run").cumcount()).reset_index(drop=True)
+
+
 def igm_curves(df: pd.DataFrame) -> pd.DataFrame:
     """Each finished run's IGM agreement at every test evaluation (exact or by ascent, whichever
     the task logged), as `score_curves`."""
@@ -274,7 +289,9 @@ def _flat_at(steps: np.ndarray, means: np.ndarray, half: np.ndarray, i: int) -> 
     if not len(earlier):
         return None
     change = float(means[i] - means[earlier[-1]])  # the evaluation nearest below 80% of the budget
-    return change, bool(abs(change) < half[i])
+    # "less than" on a 9-digit scale: win rates are multiples of 1 / (episodes x seeds), so a
+    # change equal to the half-width is common and float rounding must not decide it
+    return change, bool(round(abs(change), 9) < round(float(half[i]), 9))
 
 
 def flatness(mcurves: pd.DataFrame) -> pd.DataFrame:

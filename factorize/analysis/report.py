@@ -116,7 +116,9 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
     perf = agg.annotate(agg.final_performance(final), agg.random_baselines(df), agg.still_rising(mcurves))
     aggregate = agg.aggregate_performance(final)
     efficiency = agg.sample_efficiency(curves, perf)
-    flatness = agg.flatness(mcurves)
+    flatness = pd.concat([agg.flatness(mcurves).assign(smoothing=1),
+                          agg.flatness(agg.mean_curves(agg.smoothed_curves(curves)))
+                          .assign(smoothing=agg.FLAT_SMOOTHING)], ignore_index=True)
     effects = agg.ablation_effects(final)
     games = agg.matrix_games(df, final)
     igm = agg.igm_final(df)
@@ -185,8 +187,10 @@ def build_report(df: pd.DataFrame, out: str | Path, formats: Sequence[str] = plo
                f"{1 - agg.FLAT_TAIL:.0%} of it). First flat at: the smallest evaluated budget that passes "
                "this test; flat from: the smallest budget from which every later one passes it too. "
                "Fell from peak: the last seed mean lies below the curve's best by more than the CI "
-               "half-width (a collapse whose widening seeds can still pass the flatness test). A pilot's "
-               "budget is where the curve is flat from and has not fallen from its peak.")
+               "half-width (a collapse whose widening seeds can still pass the flatness test). Each task and "
+               f"method has two rows: the test on each evaluation, and on each seed's mean of its last "
+               f"{agg.FLAT_SMOOTHING} evaluations (the noise of a few test episodes averaged, e.g. win rates). "
+               "A pilot's budget is where the curve is flat from and has not fallen from its peak.")
         w.table(tables.flatness_table(e_flat), e_flat, f"{s}__convergence")
 
         w.text("### Final performance and sample efficiency",

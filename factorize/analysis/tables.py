@@ -137,22 +137,31 @@ def ablation_table(effects: pd.DataFrame, perf: pd.DataFrame) -> pd.DataFrame:
 
 
 def flatness_table(flat: pd.DataFrame) -> pd.DataFrame:
-    """Rows task x method: the last budget, the seed mean's change over its last 20% against the
-    95% CI half-width there, flat or not, the budgets from which it was flat, and how far the
-    end lies below the curve's peak (a collapse flatness alone can miss)."""
+    """Rows task x method x curve (each evaluation, then smoothed, where `smoothing` is given):
+    the last budget, the seed mean's change over its last 20% against the 95% CI half-width
+    there, flat or not, the budgets from which it was flat, and how far the end lies below the
+    curve's peak (a collapse flatness alone can miss)."""
+    if "smoothing" not in flat:
+        flat = flat.assign(smoothing=1)
     rows = []
     for task in _task_columns(flat):
-        t = flat[flat["env"] == task].set_index("method")
-        for method in order_methods(t.index):
-            r = t.loc[method]
-            rows.append({"task": task, "method": method, "seeds": str(int(r["n"])), "budget": steps_text(r["step"]),
-                         "change over last 20%": num(r["change"], 3), "CI half-width": num(r["half_width"], 3),
-                         "flat": "yes" if r["flat"] else "no",
-                         "first flat at": steps_text(r["first_flat"]).replace("not reached", "never"),
-                         "flat from": steps_text(r["flat_after"]).replace("not reached", MISSING),
-                         "peak (at)": f"{num(r['peak'], 3)} ({steps_text(r['peak_step'])})",
-                         "below peak": num(r["below_peak"], 3), "fell from peak": "yes" if r["declined"] else "no"})
+        t = flat[flat["env"] == task]
+        for method in order_methods(t["method"].unique()):
+            for _, r in t[t["method"] == method].sort_values("smoothing").iterrows():
+                rows.append({"task": task, "method": method, **_flatness_row(r)})
     return pd.DataFrame(rows)
+
+
+def _flatness_row(r: pd.Series) -> dict[str, str]:
+    k = int(r["smoothing"])
+    return {"curve": "each evaluation" if k == 1 else f"mean of last {k} evaluations",
+            "seeds": str(int(r["n"])), "budget": steps_text(r["step"]),
+            "change over last 20%": num(r["change"], 3), "CI half-width": num(r["half_width"], 3),
+            "flat": "yes" if r["flat"] else "no",
+            "first flat at": steps_text(r["first_flat"]).replace("not reached", "never"),
+            "flat from": steps_text(r["flat_after"]).replace("not reached", MISSING),
+            "peak (at)": f"{num(r['peak'], 3)} ({steps_text(r['peak_step'])})",
+            "below peak": num(r["below_peak"], 3), "fell from peak": "yes" if r["declined"] else "no"}
 
 
 def matrix_table(games: pd.DataFrame) -> pd.DataFrame:
