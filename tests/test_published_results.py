@@ -39,6 +39,8 @@ def test_report_regenerates_from_the_committed_tidy_csv(tmp_path: Path, name: st
     df = load_results(committed / "results.csv")
     build_report(df, tmp_path)  # as `factorize report docs/results/<name>/results.csv` does
     assert (tmp_path / "report.md").read_text() == (committed / "report.md").read_text()
+    # and rewrites its input unchanged, so a rebuild leaves nothing to commit
+    assert (tmp_path / "results.csv").read_bytes() == (committed / "results.csv").read_bytes()
     for table in sorted((committed / "tables").glob("*.csv")):
         assert (tmp_path / "tables" / table.name).read_text() == table.read_text(), table.name
 

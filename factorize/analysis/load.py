@@ -290,9 +290,13 @@ def _read_csv(path: Path) -> pd.DataFrame:
     for c in raw.columns:
         if c in CORE_COLUMNS:
             continue
+        present = raw[c] != ""
         num = pd.to_numeric(raw[c].replace("", np.nan), errors="coerce")
-        if num.notna().sum() == (raw[c] != "").sum():
-            raw[c] = num
+        if num.notna().sum() == present.sum():
+            # integers with gaps (a config key some methods lack) stay integers, so that the
+            # CSV written back reads `32`, not `32.0`: otherwise every rebuild rewrites the file
+            integral = raw.loc[present, c].str.fullmatch(r"-?\d+").all()
+            raw[c] = num.astype("Int64") if integral and 0 < present.sum() < len(raw) else num
     return normalise(raw)
 
 
