@@ -421,6 +421,21 @@ class Trainer:
         return summary
 
 
+def budget_schedules(cfg: RunConfig) -> list[str]:
+    """The settings of `cfg` whose schedule runs over the whole budget (`steps`).
+
+    A run without any follows the same path under a longer budget up to its own end, so it can
+    be extended from its last checkpoint (`factorize train --resume` with more steps, or a sweep
+    whose budget grew after a pilot); with one, the longer run differs from the first step on.
+    """
+    found = []
+    if cfg.learner.lr_schedule != "constant":
+        found.append(f"learner.lr_schedule={cfg.learner.lr_schedule}")
+    if cfg.learner.per:
+        found.append("learner.per (its beta anneals to 1 over the budget)")
+    return found
+
+
 def open_run(cfg: RunConfig, out: str | Path, progress: bool, resume: bool = False,
              lines: bool = False) -> Trainer | dict[str, Any]:
     """A run ready to train into directory `out`: its Trainer, restored from the newest

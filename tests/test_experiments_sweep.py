@@ -359,6 +359,55 @@ def test_prepare_keeps_checkpoints_of_the_same_config_and_clears_another(tmp_pat
     assert sorted(p.name for p in run.iterdir()) == ["sweep.yaml"]
 
 
+def _budget_spec(tmp_path: Path, steps: int, **base: Any) -> Path:
+    """The tiny spec's QMIX with a `full` budget of `steps`: as before and after a pilot
+    lengthened it (nothing else differs)."""
+    spec = {**TINY, "algos": ["qmix"], "base": {**TINY["base"], **base},
+            "budgets": {b: {"steps": steps, "eval_interval": 150, "test_episodes": 4} for b in ("quick", "full")}}
+    path = tmp_path / f"tiny_{steps}_{len(base)}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_a_longer_budget_trains_finished_runs_on_from_their_end_to_the_same_results(tmp_path: Path) -> None:
+    """Raising a sweep's budget after a pilot continues its finished runs from their last
+    checkpoint (their early curve kept), and they learn what the longer run trained at once
+    learns: the same tests and summary. Only the log differs: it keeps the short run's closing
+    training row, so the next row averages a shorter window."""
+    short, long = _budget_spec(tmp_path, 300), _budget_spec(tmp_path, 600)
+    extended, fresh = tmp_path / "extended", tmp_path / "fresh"
+    assert run_sweep(str(short), budget="full", workers=1, out=extended).counts() == {"finished": 2}
+    rids = ("two_step/qmix/default/s0", "two_step/qmix/default/s1")
+    early = {rid: _results(extended, rid)[1] for rid in rids}
+    first_lines = {rid: (extended / rid / "metrics.csv").read_text().splitlines()[1] for rid in rids}
+    result = run_sweep(str(long), budget="full", workers=1, out=extended)
+    assert result.counts() == {"finished": 2} and result.skipped == 0
+    assert run_sweep(str(long), budget="full", workers=1, out=fresh).counts() == {"finished": 2}
+    for rid, rows in early.items():
+        summary, metrics = _results(extended, rid)
+        once_summary, once = _results(fresh, rid)
+        assert summary == once_summary and summary["steps"] >= 600
+        assert [r for r in metrics if r["split"] == "test"] == [r for r in once if r["split"] == "test"]
+        assert metrics[-1] == once[-1] and len(metrics) > len(rows) and metrics[:len(rows)] == rows
+        trained = [{r["step"] for r in log if r["split"] == "train"} for log in (metrics, once)]
+        closing = trained[0] - trained[1]
+        assert closing == {rows[-1]["step"]}  # the short run's end, logged as it ended
+        # trained on, not again: the first row's wall clock is the short run's own
+        assert (extended / rid / "metrics.csv").read_text().splitlines()[1] == first_lines[rid]
+
+
+def test_a_run_with_a_schedule_over_the_budget_is_trained_again_not_extended(tmp_path: Path) -> None:
+    """A learning rate decaying over the budget has another value at every step of a longer run,
+    so its short run cannot be continued: the longer budget trains from the first step."""
+    for base, extends in (({"learner.lr_schedule": "linear"}, False), ({}, True)):
+        out = tmp_path / f"out{len(base)}"
+        run_sweep(str(_budget_spec(tmp_path, 300, **base)), budget="full", workers=1, out=out)
+        longer = load_spec(str(_budget_spec(tmp_path, 600, **base)))
+        task = next(t for t in plan_runs(longer, "full", out) if t.seed == 0)
+        previous = yaml.safe_load((Path(task.run_dir) / "sweep.yaml").read_text())
+        assert worker._extends(task, Path(task.run_dir), previous) is extends, base
+
+
 class _Recorder:
     """The executor callbacks, kept: what a sweep's tracker would be told."""
 

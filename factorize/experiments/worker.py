@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +104,35 @@ def _train(cfgs: list[Any], outs: list[Path]) -> None:
     train_population(cfgs, outs, progress=False, resume=True)  # a lone run is a population of one
 
 
+def _extends(task: RunTask, run_dir: Path, previous: dict[str, Any] | None) -> bool:
+    """The directory holds this task's run at a smaller budget, finished or interrupted, with a
+    checkpoint to go on from, and nothing in its config is scheduled over the budget
+    (`budget_schedules`): so training on from there is the longer run, not a different one.
+    (A diverged or failed run is not extended: it is trained again.)"""
+    from factorize.training import budget_schedules
+
+    if previous is None or not RunDir(run_dir).checkpoints():
+        return False
+    summary = runstate.read_summary(run_dir)
+    if summary is not None and summary.get("status") != "finished":
+        return False
+    try:
+        trained = RunDir(run_dir).config().steps
+    except FactorizeError:
+        return False
+    cfg = task.build()
+    if trained >= cfg.steps or budget_schedules(cfg):
+        return False
+    return config_hash(replace(cfg, steps=trained)) == previous.get("config_hash")
+
+
 def _prepare(task: RunTask) -> bool:
     """Clear what a previous attempt left; True when that attempt's checkpoints may be resumed.
 
     An attempt under the same config hash keeps its checkpoints (and loses only its stale
-    summary or error); a directory from another config, or of unknown origin, is emptied.
+    summary or error), and so does one of the same run at a smaller budget (`_extends`: a
+    budget raised after a pilot trains on from the old end); a directory from another config,
+    or of unknown origin, is emptied.
     """
     run_dir = Path(task.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -116,6 +140,7 @@ def _prepare(task: RunTask) -> bool:
         tmp.unlink(missing_ok=True)
     previous = runstate.read_sweep_meta(run_dir)
     same = previous is not None and previous.get("config_hash") == task.config_hash
+    same = same or _extends(task, run_dir, previous)
     if same:
         for name in (runstate.SUMMARY_FILE, runstate.ERROR_FILE):
             (run_dir / name).unlink(missing_ok=True)
