@@ -105,10 +105,11 @@ def _train(cfgs: list[Any], outs: list[Path]) -> None:
 
 
 def _extends(task: RunTask, run_dir: Path, previous: dict[str, Any] | None) -> bool:
-    """The directory holds this task's run at a smaller budget, finished or interrupted, with a
-    checkpoint to go on from, and nothing in its config is scheduled over the budget
-    (`budget_schedules`): so training on from there is the longer run, not a different one.
-    (A diverged or failed run is not extended: it is trained again.)"""
+    """The directory holds this task's run at a smaller budget, finished or not (killed or
+    failed: resumed as a run of the same budget would be), with a checkpoint to go on from, and
+    nothing in its config is scheduled over the budget (`budget_schedules`): so training on from
+    there is the longer run, not a different one. A diverged run is trained again, not extended
+    (its last checkpoint is the one before its values blew up)."""
     from factorize.training import budget_schedules
 
     if previous is None or not RunDir(run_dir).checkpoints():
