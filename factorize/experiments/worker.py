@@ -112,13 +112,14 @@ def _extends(task: RunTask, run_dir: Path, previous: dict[str, Any] | None) -> b
     (its last checkpoint is the one before its values blew up)."""
     from factorize.training import budget_schedules
 
-    if previous is None or not RunDir(run_dir).checkpoints():
+    rundir = RunDir(run_dir)
+    if previous is None or not rundir.checkpoints():
         return False
-    summary = runstate.read_summary(run_dir)
+    summary = rundir.summary()
     if summary is not None and summary.get("status") != "finished":
         return False
     try:
-        trained = RunDir(run_dir).config().steps
+        trained = rundir.config().steps
     except FactorizeError:
         return False
     cfg = task.build()
