@@ -25,7 +25,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from factorize.population import parse_seeds, train_population
     from factorize.preemption import PREEMPTED_EXIT, Preempted
     from factorize.resolve import build_config
-    from factorize.training import train
+    from factorize.training import budget_schedules, train
 
     if args.steps is not None and args.steps <= 0:
         raise FactorizeError(f"steps: must be a positive number of env steps, got {args.steps}")
@@ -38,8 +38,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise FactorizeError("resume: --resume takes the runs' own configs; only --steps may change")
         outs = [Path(r) for r in args.resume]
         cfgs = [RunDir(out).config() for out in outs]
-        for cfg in cfgs:
-            if args.steps is not None:
+        for out, cfg in zip(outs, cfgs):
+            if args.steps is not None and args.steps != cfg.steps:
+                schedules = budget_schedules(cfg)
+                if schedules:  # the sweep trains such a run again; here the researcher chose to extend it
+                    print(f"factorize: warning: {out} runs {', '.join(schedules)} over its budget: extended from "
+                          f"{cfg.steps:,} to {args.steps:,} steps, it is not the run a {args.steps:,}-step budget "
+                          "trains from the start", file=sys.stderr)
                 set_field(cfg, "steps", args.steps)
                 validate(cfg)
         population = len(cfgs) > 1

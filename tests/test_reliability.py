@@ -143,6 +143,24 @@ def test_resume_of_a_finished_run_does_nothing(tmp_path: Path) -> None:
     assert (out / "summary.json").stat().st_mtime_ns == before
 
 
+@pytest.mark.parametrize("extra, warned", [([], None), (["learner.lr_schedule=linear"], "learner.lr_schedule=linear"),
+                                             (["learner.per=true"], "learner.per")], ids=["constant", "linear", "per"])
+def test_extending_a_run_with_a_schedule_over_its_budget_warns_and_goes_on(tmp_path: Path, capsys,
+                                                                          extra: list[str], warned: str | None) -> None:
+    out = tmp_path / "run"
+    assert main(train_argv(out, "mlp", 128, extra)) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--steps", "256"]) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("factorize: warning:")]
+    if warned is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and warned in warnings[0] and "from 128 to 256 steps" in warnings[0]
+    summary = RunDir(out).summary()
+    assert summary is not None and summary["status"] == "finished" and summary["steps"] >= 256
+
+
 def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path: Path, capsys) -> None:
     out = tmp_path / "boom"
     code = main(["train", "--algo", "qmix", "--env", "matrix", "--steps", "200", "--out", str(out),
