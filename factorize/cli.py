@@ -40,7 +40,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfgs = [RunDir(out).config() for out in outs]
         for out, cfg in zip(outs, cfgs):
             if args.steps is not None and args.steps != cfg.steps:
-                schedules = budget_schedules(cfg)
+                schedules = budget_schedules(cfg) if args.steps > cfg.steps else []
                 if schedules:  # the sweep trains such a run again; here the researcher chose to extend it
                     print(f"factorize: warning: {out} runs {', '.join(schedules)} over its budget: extended from "
                           f"{cfg.steps:,} to {args.steps:,} steps, it is not the run a {args.steps:,}-step budget "
