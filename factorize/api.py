@@ -47,13 +47,14 @@ def train(algo: str, env: str, *, steps: int | None = None, seed: int = 0, out: 
 
 def sweep(spec: str, *, budget: str = "quick", workers: int = 2, out: str | Path | None = None,
           population: bool = True, executor: str = "local", progress: bool = False,
-          only: Sequence[str] = ()) -> SweepResult:
+          only: Sequence[str] = (), reuse: Sequence[str | Path] = ()) -> SweepResult:
     """Run a spec's incomplete runs (as `factorize sweep`): a built-in name or a YAML path;
-    `only` (shell globs over run ids) limits this call to the matching runs."""
+    `only` (shell globs over run ids) limits this call to the matching runs; `reuse` names other
+    sweep directories whose finished runs of the same id and config count as done here."""
     from factorize.experiments.sweep import run_sweep
 
     return run_sweep(spec, budget=budget, workers=workers, executor=executor, out=out, progress=progress,
-                     population=population, only=only)
+                     population=population, only=only, reuse=reuse)
 
 
 def load_results(path: str | Path, baselines: bool = True) -> pd.DataFrame:

@@ -186,7 +186,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     try:
         result = run_sweep(args.spec, budget=args.budget, workers=args.workers, executor=args.executor,
                            address=args.address, out=args.out, population=args.population == "on",
-                           only=args.only or ())
+                           only=args.only or (), reuse=args.reuse or ())
     except Terminated:
         print("factorize: sweep stopped by SIGTERM; its runs wrote checkpoints: the same command resumes them",
               file=sys.stderr)
@@ -201,21 +201,30 @@ def _plan_sweep(args: argparse.Namespace) -> int:
     """`--dry-run`: build and check every run's config, say what a sweep would do, run nothing."""
     from collections import Counter
 
+    from factorize.experiments.cost import estimate, measured_rates
     from factorize.experiments.executors import make_executor
     from factorize.experiments.plan import group_runs, plan_runs
-    from factorize.experiments.sweep import load_spec, select_runs
+    from factorize.experiments.sweep import load_spec, reusable, select_runs
     from factorize.experiments.worker import is_complete
 
     spec = load_spec(args.spec)
     make_executor(args.executor, args.workers, args.address)  # the same checks as a real sweep
     out = Path(args.out) if args.out is not None else Path("results") / spec.name
-    tasks = select_runs(plan_runs(spec, args.budget, out.absolute()), args.only or (), spec.name)
-    todo = [t for t in tasks if not is_complete(t)]
+    planned = plan_runs(spec, args.budget, out.absolute())
+    reused = reusable(planned, args.reuse or ())
+    complete = {t.run_id for t in planned if is_complete(t)}
+    tasks = select_runs(planned, args.only or (), spec.name)
+    todo = [t for t in tasks if t.run_id not in complete and t.run_id not in reused]
     per_env = Counter(t.env for t in tasks)
+    left = estimate(todo, measured_rates(planned, complete))
     print(json.dumps({"experiment": spec.name, "budget": args.budget, "out": str(out), "runs": len(tasks),
-                      "complete": len(tasks) - len(todo), "to_run": len(todo),
+                      "complete": len(tasks) - len(todo), "reused": sum(t.run_id in reused for t in tasks),
+                      "to_run": len(todo),
                       "processes": len(group_runs(todo, args.population == "on")), "runs_per_env": dict(per_env),
-                      "env_steps": sum(t.steps for t in tasks)}))
+                      "env_steps": sum(t.steps for t in tasks), "env_steps_left": left.steps_left,
+                      "cpu_hours_left_estimate": round(left.cpu_hours, 1),
+                      "cpu_hours_left_per_env": {env: round(h, 1) for env, h in left.cpu_hours_per_env.items()},
+                      "unpriced_runs": left.unpriced_runs}))
     return 0
 
 
@@ -316,8 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--only", action="append", metavar="PATTERN", default=None,
                     help="train only the runs whose id matches (shell glob, repeatable), e.g. "
                          "'mpe-simple_spread_v3/qmix/*/s*'; the others are left as they are")
+    sw.add_argument("--reuse", action="append", metavar="DIR", default=None,
+                    help="another sweep's directory (repeatable): its complete runs with the same id and config "
+                         "are copied in (result files only) and count as done, e.g. a pilot's full QMIX")
     sw.add_argument("--dry-run", action="store_true",
-                    help="check the spec and every run's config, print what would run (JSON), run nothing")
+                    help="check the spec and every run's config, print what would run and an estimate of the "
+                         "CPU-hours left (JSON), run nothing")
     sw.set_defaults(func=_cmd_sweep)
 
     c = sub.add_parser("carry", help="copy each unfinished run's newest checkpoint, without its replay buffer, "

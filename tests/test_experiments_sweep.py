@@ -21,7 +21,7 @@ import yaml
 
 from factorize.analysis import load_results
 from factorize.cli import main
-from factorize.experiments import worker
+from factorize.experiments import runstate, worker
 from factorize.experiments.executors import LocalExecutor
 from factorize.experiments.plan import RunTask, plan_runs
 from factorize.experiments.rundir import METRIC_COLUMNS, RunDir
@@ -185,6 +185,63 @@ def test_an_only_pattern_that_matches_no_run_exits_2_naming_a_run_id(
     assert not (tmp_path / "x").exists()
     assert main(["sweep", str(spec), "--out", str(tmp_path / "x"), "--only", "*/s1", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["to_run"] == 2
+
+
+def test_a_dry_run_prices_the_runs_left_by_the_finished_ones(tiny: tuple[Path, Path], tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """One summary gone: that run's steps are left, priced at its method's measured rate (VDN's other
+    seed, here made 120 CPU-seconds per step: 300 steps, 10 hours); an empty sweep directory has
+    nothing to price by."""
+    spec, reference = tiny
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    kept = json.loads((out / RUN_IDS[0] / "summary.json").read_text())
+    kept["time"]["cpu_s"] = 120.0 * kept["steps"]
+    (out / RUN_IDS[0] / "summary.json").write_text(json.dumps(kept))
+    (out / RUN_IDS[1] / "summary.json").unlink()
+    (out / RUN_IDS[1] / "metrics.csv").unlink()
+    assert main(["sweep", str(spec), "--budget", "quick", "--out", str(out), "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["to_run"] == 1 and plan["env_steps_left"] == TINY["budgets"]["quick"]["steps"] == 300
+    assert plan["cpu_hours_left_estimate"] == 10.0 and plan["unpriced_runs"] == 0
+    assert main(["sweep", str(spec), "--budget", "quick", "--out", str(tmp_path / "empty"), "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["unpriced_runs"] == 4 and plan["cpu_hours_left_estimate"] == 0
+
+
+def test_a_study_reuses_another_sweeps_complete_runs_of_the_same_config(
+    tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A study with a third seed reuses the tiny sweep's four runs (result files copied, relabelled,
+    trained_by the tiny sweep) and trains only the two new ones; a study whose config differs
+    reuses nothing; a source that is not a directory exits 2 with one line."""
+    _, reference = tiny
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({**TINY, "name": "study", "seeds": 3}))
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump({**TINY, "name": "changed", "base": {**TINY["base"], "learner.lr": 0.001}}))
+    out = tmp_path / "out"
+    assert main(["sweep", str(changed), "--budget", "quick", "--out", str(out), "--reuse", str(reference),
+                 "--dry-run"]) == 0
+    assert json.loads(capsys.readouterr().out)["reused"] == 0
+    assert main(["sweep", str(study), "--budget", "quick", "--out", str(out), "--reuse", str(reference),
+                 "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert (plan["reused"], plan["complete"], plan["to_run"]) == (4, 4, 2)
+    assert main(["sweep", str(study), "--budget", "quick", "--out", str(out), "--reuse", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [f"factorize: error: reuse: {tmp_path / 'nope'} is not a directory (give "
+                                "another sweep's --out, e.g. docs/results/pilot/runs)"]
+
+    result = run_sweep(str(study), budget="quick", workers=2, out=out, reuse=[reference])
+    assert result.skipped == 4 and result.counts() == {"finished": 6}
+    for run_id in RUN_IDS:
+        assert sorted(p.name for p in (out / run_id).iterdir()) == sorted(runstate.RESULT_FILES)
+        assert (out / run_id / "metrics.csv").read_bytes() == (reference / run_id / "metrics.csv").read_bytes()
+        meta = yaml.safe_load((out / run_id / "sweep.yaml").read_text())
+        assert (meta["experiment"], meta["trained_by"]) == ("study", "tiny")
+        assert yaml.safe_load((reference / run_id / "sweep.yaml").read_text())["experiment"] == "tiny"
+    assert (out / "two_step/vdn/default/s2/checkpoints").is_dir()  # trained here
 
 
 def test_deleting_a_summary_reruns_only_that_run(tiny: tuple[Path, Path], tmp_path: Path) -> None:

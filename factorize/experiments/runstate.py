@@ -20,6 +20,8 @@ ERROR_FILE = "error.txt"
 SUMMARY_FILE = "summary.json"
 KEEP_ON_CLEAR = ("worker.log",)
 """Files a stale run directory keeps when cleared (the log is open in the sweep process)."""
+RESULT_FILES = ("config.yaml", "metrics.csv", "summary.json", SWEEP_FILE)
+"""A finished run's record: what a study commits, reports read and another sweep may reuse."""
 
 def read_sweep_meta(run_dir: Path) -> dict[str, Any] | None:
     return read_mapping(Path(run_dir) / SWEEP_FILE)
@@ -84,6 +86,18 @@ def completed_hash(run_dir: Path) -> str | None:
     if meta is None or read_summary(run_dir) is None:
         return None
     return meta.get("config_hash")
+
+
+def copy_results(source: Path, run_dir: Path) -> None:
+    """Make `run_dir` a copy of the finished run in `source`: its result files only (no
+    checkpoints or logs), replacing whatever an unfinished attempt had left there."""
+    run_dir = Path(run_dir)
+    if run_dir.exists():
+        clear(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in RESULT_FILES:
+        if (Path(source) / name).exists():
+            shutil.copy2(Path(source) / name, run_dir / name)
 
 
 def clear(run_dir: Path) -> None:

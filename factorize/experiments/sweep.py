@@ -235,7 +235,7 @@ class _Tracker:
 def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str = "local",
               address: str | None = None, out: str | Path | None = None,
               progress: bool | None = None, population: bool = True,
-              only: Sequence[str] = ()) -> SweepResult:
+              only: Sequence[str] = (), reuse: Sequence[str | Path] = ()) -> SweepResult:
     """Run every incomplete run of spec `ref`; returns the final status of each run.
 
     `only`: shell-style patterns over run ids (`mpe-simple_spread_v3/qmix/no_*/s*`); where given,
@@ -245,6 +245,10 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
     With `population` (the default), incomplete runs that differ only in seed train together as
     one population per worker process; off, each run has a process of its own. Either way each
     run keeps its own directory, outcome and resume point.
+
+    `reuse`: other sweep directories whose complete runs of the same id and config hash are
+    copied in (result files only, `runstate.RESULT_FILES`) and count as done, relabelled as this
+    experiment's with `trained_by` naming the one that trained them.
 
     `progress` picks how the sweep shows progress on stderr: True a tqdm bar, False one line per
     run that ends (`run_line`), None (the default) the bar when stderr is a terminal, else lines.
@@ -257,6 +261,7 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
     out_dir = shown.absolute()  # run directories must mean the same on every Ray node
     tasks = plan_runs(spec, budget, out_dir)
     selected = select_runs(tasks, only, spec.name)
+    reused = reusable(tasks, reuse)
     threads = 1 if executor == "ray" else max(1, usable_cores() // workers)
     for task in tasks:
         task.torch_threads = threads
@@ -268,6 +273,9 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
 
     with _exclusive(out_dir):
         atomic_write(out_dir / SPEC_COPY, yaml.safe_dump(spec.raw, sort_keys=False))
+        for task in tasks:
+            if task.run_id in reused:
+                runstate.copy_results(reused[task.run_id], Path(task.run_dir))
         complete = {t.run_id for t in tasks if is_complete(t)}
         todo = [t for t in selected if t.run_id not in complete]
         header = {"experiment": spec.name, "description": spec.description, "spec": spec.source,
@@ -309,6 +317,26 @@ def select_runs(tasks: list[RunTask], only: Sequence[str], name: str) -> list[Ru
             raise FactorizeError(f"only: {pattern!r} matches none of the {len(tasks)} runs of {name}; "
                                  f"run ids look like {example}")
     return chosen
+
+
+def reusable(tasks: list[RunTask], sources: Sequence[str | Path]) -> dict[str, Path]:
+    """Incomplete runs that another sweep directory holds complete, at the same run id and under
+    the same config hash (a pilot's full QMIX is a study's QMIX row): run id -> its directory
+    there. The first source that has a run wins. A source that is not a directory is an error."""
+    roots = [Path(source) for source in sources]
+    for root in roots:
+        if not root.is_dir():
+            raise FactorizeError(f"reuse: {root} is not a directory (give another sweep's --out, "
+                                 "e.g. docs/results/pilot/runs)")
+    found: dict[str, Path] = {}
+    for task in tasks:
+        if is_complete(task):
+            continue
+        for root in roots:
+            if runstate.completed_hash(root / task.run_id) == task.config_hash:
+                found[task.run_id] = root / task.run_id
+                break
+    return found
 
 
 def _earlier_cpu(manifest: Path) -> dict[tuple[str, str], float]:

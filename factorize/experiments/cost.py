@@ -1,0 +1,84 @@
+"""What a sweep has left to train, priced from what it has already trained.
+
+A study that spans sittings needs, before each one, the env steps still to go and roughly how many
+CPU-hours they take, so a sitting starts the runs it can finish and a closing note can say what is
+left. The price of a step comes from the finished runs' own `summary.json` (`time.cpu_s` over
+`steps`), per (env, method) where that pair has finished runs; otherwise from the env's median
+rate scaled by the method's cost relative to the medians of the envs where it has finished. That
+fallback is rough (a method's relative cost moves between envs), which is why the figure is called
+an estimate. An env with no finished run at all cannot be priced and is counted apart.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import median
+
+from factorize.experiments import runstate
+from factorize.experiments.plan import RunTask
+
+
+@dataclass
+class Cost:
+    """The unfinished part of a sweep: env steps, estimated CPU-hours, runs no rate could price."""
+
+    steps_left: int = 0
+    cpu_hours: float = 0.0
+    unpriced_runs: int = 0
+    cpu_hours_per_env: dict[str, float] = field(default_factory=dict)
+
+
+def _cpu_s_per_step(run_dir: Path) -> float | None:
+    """CPU seconds per env step of a run that has ended, from its summary; None without one."""
+    summary = runstate.read_summary(run_dir)
+    if summary is None:
+        return None
+    cpu_s = (summary.get("time") or {}).get("cpu_s")
+    steps = summary.get("steps")
+    if not isinstance(cpu_s, (int, float)) or not isinstance(steps, int) or steps <= 0 or cpu_s <= 0:
+        return None
+    return float(cpu_s) / steps
+
+
+def measured_rates(tasks: list[RunTask], complete: set[str]) -> dict[tuple[str, str], list[float]]:
+    """CPU seconds per env step of each complete run, grouped by (env, method)."""
+    rates: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for task in tasks:
+        if task.run_id in complete:
+            rate = _cpu_s_per_step(Path(task.run_dir))
+            if rate is not None:
+                rates[(task.env, task.method)].append(rate)
+    return rates
+
+
+def estimate(todo: list[RunTask], measured: dict[tuple[str, str], list[float]]) -> Cost:
+    """Steps and CPU-hours the runs in `todo` still need (a carried or stopped run counts from the
+    newest step its metrics.csv reached), priced by `measured` (`measured_rates` of the sweep's
+    whole plan, so an `--only` selection is priced by every finished run)."""
+    rates = {key: median(values) for key, values in measured.items()}
+    per_env: dict[str, list[float]] = defaultdict(list)
+    for (env, _), rate in rates.items():
+        per_env[env].append(rate)
+    env_rate = {env: median(values) for env, values in per_env.items()}
+    ratios: dict[str, list[float]] = defaultdict(list)
+    for (env, method), rate in rates.items():
+        ratios[method].append(rate / env_rate[env])
+    method_factor = {method: median(values) for method, values in ratios.items()}
+
+    cost = Cost()
+    hours: dict[str, float] = defaultdict(float)
+    for task in todo:
+        left = max(0, task.steps - runstate.steps_done(Path(task.run_dir)))
+        cost.steps_left += left
+        price = rates.get((task.env, task.method))
+        if price is None and task.env in env_rate:
+            price = env_rate[task.env] * method_factor.get(task.method, 1.0)
+        if price is None:
+            cost.unpriced_runs += 1
+            continue
+        hours[task.env] += left * price / 3600
+    cost.cpu_hours_per_env = dict(hours)
+    cost.cpu_hours = sum(hours.values())
+    return cost

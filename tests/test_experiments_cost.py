@@ -1,0 +1,63 @@
+"""The dry run's estimate of what a sweep has left: steps from each run's metrics, CPU-hours
+priced by the finished runs' own CPU seconds per step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from factorize.experiments.cost import estimate, measured_rates
+from factorize.experiments.plan import RunTask
+
+
+def _task(root: Path, env: str, method: str, seed: int = 0, steps: int = 1000) -> RunTask:
+    run_id = f"{env}/{method}/default/s{seed}"
+    return RunTask(run_id=run_id, run_dir=str(root / run_id), experiment="e", algo=method, method=method,
+                   variant="default", variant_overrides={}, env=env, seed=seed, budget="full", steps=steps,
+                   overrides={}, config_hash="h")
+
+
+def _finish(task: RunTask, cpu_s: float, steps: int) -> None:
+    run = Path(task.run_dir)
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"status": "finished", "steps": steps, "time": {"cpu_s": cpu_s}}))
+
+
+def _reach(task: RunTask, step: int) -> None:
+    run = Path(task.run_dir)
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text("step,episode,split\n" + f"{step // 2},1,train\n{step},2,test\n")
+
+
+def test_a_measured_pair_prices_its_own_runs_and_counts_steps_from_the_newest_row(tmp_path: Path) -> None:
+    done = [_task(tmp_path, "a", "vdn", seed) for seed in (0, 1)]
+    _finish(done[0], cpu_s=100.0, steps=1000)  # 0.1 s per step
+    _finish(done[1], cpu_s=300.0, steps=1000)  # 0.3: the median of the two is 0.2
+    stopped, fresh = _task(tmp_path, "a", "vdn", 2), _task(tmp_path, "a", "vdn", 3)
+    _reach(stopped, 400)
+    cost = estimate([stopped, fresh], measured_rates([*done, stopped, fresh], {t.run_id for t in done}))
+    assert cost.steps_left == 600 + 1000
+    assert cost.cpu_hours == pytest.approx(1600 * 0.2 / 3600)
+    assert cost.unpriced_runs == 0 and set(cost.cpu_hours_per_env) == {"a"}
+
+
+def test_an_unmeasured_pair_takes_its_envs_rate_times_the_methods_relative_cost(tmp_path: Path) -> None:
+    """Env a: vdn 0.1, iql 0.4 (median 0.25); env b: iql 0.2. VDN's cost relative to its env is 0.4,
+    so VDN on b is priced at 0.2 * 0.4 per step; env c has no finished run: unpriced."""
+    done = [_task(tmp_path, "a", "vdn"), _task(tmp_path, "a", "iql"), _task(tmp_path, "b", "iql")]
+    for task, cpu_s in zip(done, (100.0, 400.0, 200.0)):
+        _finish(task, cpu_s, 1000)
+    todo = [_task(tmp_path, "b", "vdn", steps=3000), _task(tmp_path, "c", "vdn", steps=500)]
+    cost = estimate(todo, measured_rates([*done, *todo], {t.run_id for t in done}))
+    assert cost.cpu_hours == pytest.approx(3000 * 0.2 * 0.4 / 3600)
+    assert cost.unpriced_runs == 1 and cost.steps_left == 3500
+
+
+def test_a_run_without_a_usable_summary_prices_nothing(tmp_path: Path) -> None:
+    """A crashed run's summary lacks CPU time; a complete set that holds it measures no rate."""
+    task = _task(tmp_path, "a", "vdn")
+    Path(task.run_dir).mkdir(parents=True)
+    (Path(task.run_dir) / "summary.json").write_text(json.dumps({"status": "crashed", "steps": 0}))
+    assert measured_rates([task], {task.run_id}) == {}
