@@ -61,3 +61,14 @@ def test_a_run_without_a_usable_summary_prices_nothing(tmp_path: Path) -> None:
     Path(task.run_dir).mkdir(parents=True)
     (Path(task.run_dir) / "summary.json").write_text(json.dumps({"status": "crashed", "steps": 0}))
     assert measured_rates([task], {task.run_id}) == {}
+
+
+def test_a_run_another_sweep_finished_prices_the_env_it_would_be_reused_in(tmp_path: Path) -> None:
+    """With `--reuse`, the pilot's finished run of an env prices that env's runs here, which
+    would otherwise be unpriced (no run of that env has finished in this sweep)."""
+    here, pilot = _task(tmp_path / "study", "c", "qmix"), _task(tmp_path / "pilot", "c", "qmix")
+    _finish(pilot, cpu_s=500.0, steps=1000)
+    todo = [_task(tmp_path / "study", "c", "qmix", seed=1)]
+    assert estimate(todo, measured_rates([here, *todo], set())).unpriced_runs == 1
+    cost = estimate(todo, measured_rates([here, *todo], set(), {here.run_id: Path(pilot.run_dir)}))
+    assert cost.unpriced_runs == 0 and cost.cpu_hours == pytest.approx(1000 * 0.5 / 3600)

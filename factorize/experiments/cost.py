@@ -12,6 +12,7 @@ an estimate. An env with no finished run at all cannot be priced and is counted 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -42,12 +43,15 @@ def _cpu_s_per_step(run_dir: Path) -> float | None:
     return float(cpu_s) / steps
 
 
-def measured_rates(tasks: list[RunTask], complete: set[str]) -> dict[tuple[str, str], list[float]]:
-    """CPU seconds per env step of each complete run, grouped by (env, method)."""
+def measured_rates(tasks: list[RunTask], complete: set[str],
+                   elsewhere: Mapping[str, Path] | None = None) -> dict[tuple[str, str], list[float]]:
+    """CPU seconds per env step of each complete run, grouped by (env, method); `elsewhere` maps
+    run ids to finished copies in another sweep's directory (`--reuse`), which count too."""
+    elsewhere = elsewhere or {}
     rates: dict[tuple[str, str], list[float]] = defaultdict(list)
     for task in tasks:
-        if task.run_id in complete:
-            rate = _cpu_s_per_step(Path(task.run_dir))
+        if task.run_id in complete or task.run_id in elsewhere:
+            rate = _cpu_s_per_step(Path(elsewhere.get(task.run_id, task.run_dir)))
             if rate is not None:
                 rates[(task.env, task.method)].append(rate)
     return rates
