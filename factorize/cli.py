@@ -211,9 +211,9 @@ def _plan_sweep(args: argparse.Namespace) -> int:
     make_executor(args.executor, args.workers, args.address)  # the same checks as a real sweep
     out = Path(args.out) if args.out is not None else Path("results") / spec.name
     planned = plan_runs(spec, args.budget, out.absolute())
-    reused = reusable(planned, args.reuse or ())
     complete = {t.run_id for t in planned if is_complete(t)}
     tasks = select_runs(planned, args.only or (), spec.name)
+    reused = reusable(tasks, args.reuse or ())
     todo = [t for t in tasks if t.run_id not in complete and t.run_id not in reused]
     per_env = Counter(t.env for t in tasks)
     left = estimate(todo, measured_rates(planned, complete, reused))

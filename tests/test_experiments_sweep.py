@@ -213,8 +213,9 @@ def test_a_study_reuses_another_sweeps_complete_runs_of_the_same_config(
     tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A study with a third seed reuses the tiny sweep's four runs (result files copied, relabelled,
-    trained_by the tiny sweep) and trains only the two new ones; a study whose config differs
-    reuses nothing; a source that is not a directory exits 2 with one line."""
+    trained_by the tiny sweep) and trains only the two new ones; with --only it reuses only the
+    runs picked; a study whose config differs reuses nothing; a source that is not a directory
+    exits 2 with one line."""
     _, reference = tiny
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump({**TINY, "name": "study", "seeds": 3}))
@@ -228,6 +229,10 @@ def test_a_study_reuses_another_sweeps_complete_runs_of_the_same_config(
                  "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert (plan["reused"], plan["complete"], plan["to_run"]) == (4, 4, 2)
+    assert main(["sweep", str(study), "--budget", "quick", "--out", str(out), "--reuse", str(reference),
+                 "--only", "two_step/vdn/*", "--dry-run"]) == 0  # reuse keeps to the runs --only picks
+    plan = json.loads(capsys.readouterr().out)
+    assert (plan["runs"], plan["reused"], plan["to_run"]) == (3, 2, 1)
     assert main(["sweep", str(study), "--budget", "quick", "--out", str(out), "--reuse", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == [f"factorize: error: reuse: {tmp_path / 'nope'} is not a directory (give "

@@ -261,7 +261,7 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
     out_dir = shown.absolute()  # run directories must mean the same on every Ray node
     tasks = plan_runs(spec, budget, out_dir)
     selected = select_runs(tasks, only, spec.name)
-    reused = reusable(tasks, reuse)
+    reused = reusable(selected, reuse)  # like training, reuse keeps to the runs `only` picks
     threads = 1 if executor == "ray" else max(1, usable_cores() // workers)
     for task in tasks:
         task.torch_threads = threads
