@@ -26,9 +26,12 @@ class Cost:
     """The unfinished part of a sweep: env steps, estimated CPU-hours, runs no rate could price."""
 
     steps_left: int = 0
-    cpu_hours: float = 0.0
     unpriced_runs: int = 0
     cpu_hours_per_env: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cpu_hours(self) -> float:
+        return sum(self.cpu_hours_per_env.values())
 
 
 def _cpu_s_per_step(run_dir: Path) -> float | None:
@@ -84,5 +87,4 @@ def estimate(todo: list[RunTask], measured: dict[tuple[str, str], list[float]]) 
             continue
         hours[task.env] += left * price / 3600
     cost.cpu_hours_per_env = dict(hours)
-    cost.cpu_hours = sum(hours.values())
     return cost

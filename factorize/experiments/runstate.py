@@ -20,7 +20,7 @@ ERROR_FILE = "error.txt"
 SUMMARY_FILE = "summary.json"
 KEEP_ON_CLEAR = ("worker.log",)
 """Files a stale run directory keeps when cleared (the log is open in the sweep process)."""
-RESULT_FILES = ("config.yaml", "metrics.csv", "summary.json", SWEEP_FILE)
+RESULT_FILES = ("config.yaml", "metrics.csv", SUMMARY_FILE, SWEEP_FILE)
 """A finished run's record: what a study commits, reports read and another sweep may reuse."""
 
 def read_sweep_meta(run_dir: Path) -> dict[str, Any] | None:

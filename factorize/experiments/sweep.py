@@ -273,9 +273,9 @@ def run_sweep(ref: str, *, budget: str = "full", workers: int = 2, executor: str
 
     with _exclusive(out_dir):
         atomic_write(out_dir / SPEC_COPY, yaml.safe_dump(spec.raw, sort_keys=False))
-        for task in tasks:
-            if task.run_id in reused:
-                runstate.copy_results(reused[task.run_id], Path(task.run_dir))
+        for task in selected:
+            if (source := reused.get(task.run_id)) is not None:
+                runstate.copy_results(source, Path(task.run_dir))
         complete = {t.run_id for t in tasks if is_complete(t)}
         todo = [t for t in selected if t.run_id not in complete]
         header = {"experiment": spec.name, "description": spec.description, "spec": spec.source,
