@@ -18,7 +18,9 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -502,7 +504,8 @@ def test_the_card_comparison_reads_each_verdict_from_the_ci() -> None:
 
 def test_epymarls_maximum_return_is_the_best_seed_mean_evaluation_with_its_ci() -> None:
     """Hand-built curves: the maximum is the evaluation with the highest seed mean (not the last,
-    not the highest CI bound), with that evaluation's CI; only MPE rows are also given per agent."""
+    not the highest CI bound), with that evaluation's CI; only MPE rows are also given in
+    EPyMARL's units (2 G - 75 for 3 agents and 25 steps)."""
     module = _load_script("converged/epymarl_metric.py")
     columns = ["env", "method", "step", "n", "mean", "ci_low", "ci_high"]
     curves = pd.DataFrame([
@@ -515,9 +518,52 @@ def test_epymarls_maximum_return_is_the_best_seed_mean_evaluation_with_its_ci() 
     out = module.maximum_returns(curves).set_index(["env", "method"])
     mpe = out.loc[("mpe:simple_spread_v3", "qmix")]
     assert (mpe["max_step"], mpe["max_mean"], mpe["max_ci_low"], mpe["max_ci_high"]) == (200, -42.0, -45.0, -39.0)
-    assert mpe["max_per_agent"] == -14.0 and (mpe["final_step"], mpe["final_mean"]) == (300, -48.0)
+    assert (mpe["max_epymarl"], mpe["max_epymarl_low"], mpe["max_epymarl_high"]) == (-159.0, -165.0, -153.0)
+    assert (mpe["final_step"], mpe["final_mean"]) == (300, -48.0)
     lbf = out.loc[("lbf:x", "vdn")]
-    assert (lbf["max_step"], lbf["final_step"], lbf["seeds"]) == (300, 300, 4) and pd.isna(lbf["max_per_agent"])
+    assert (lbf["max_step"], lbf["final_step"], lbf["seeds"]) == (300, 300, 4) and pd.isna(lbf["max_epymarl"])
+
+
+def _openai_mpe_spread_reward(agent: Any, world: Any) -> float:
+    """simple_spread's reward in OpenAI's MPE and semitable's fork that EPyMARL ran, written out
+    from their `scenarios/simple_spread.py`: the landmarks' nearest-agent distances, and -1 per
+    agent within touching distance, the agent itself included (their loop does not skip it)."""
+    rew = 0.0
+    for landmark in world.landmarks:
+        rew -= min(float(np.linalg.norm(a.state.p_pos - landmark.state.p_pos)) for a in world.agents)
+    for other in world.agents:
+        if np.linalg.norm(other.state.p_pos - agent.state.p_pos) < other.size + agent.size:
+            rew -= 1.0
+    return rew
+
+
+def test_epymarls_mpe_units_are_twice_our_team_return_less_n_per_step() -> None:
+    """On mpe2's own simple_spread episodes (random actions, so agents touch often), EPyMARL's
+    return as its paper reports it (every agent handed the sum of the old per-agent rewards,
+    summed over agents by its gym wrapper, divided by the number of agents) equals
+    `epymarl_units` of our team return (mpe2's rewards summed over agents)."""
+    pytest.importorskip("mpe2")
+    from mpe2 import simple_spread_v3
+
+    module = _load_script("converged/epymarl_metric.py")
+    env = simple_spread_v3.parallel_env(continuous_actions=False, max_cycles=25)
+    rng = np.random.default_rng(0)
+    touching_steps = 0
+    for episode in range(20):
+        env.reset(seed=episode)
+        world = env.unwrapped.world
+        ours = logged = 0.0
+        for _ in range(25):
+            _, rewards, _, _, _ = env.step({a: int(rng.integers(5)) for a in env.agents})
+            ours += sum(rewards.values())
+            shared = sum(_openai_mpe_spread_reward(a, world) for a in world.agents)
+            logged += shared * len(world.agents)
+            touching_steps += any(
+                np.linalg.norm(a.state.p_pos - b.state.p_pos) < a.size + b.size
+                for i, a in enumerate(world.agents) for b in world.agents[i + 1:]
+            )
+        assert module.epymarl_units(ours, 3, 25) == pytest.approx(logged / 3, abs=1e-9)
+    assert touching_steps > 0  # the collision terms were exercised, not only the distances
 
 
 def test_study_compute_counts_only_the_finished_runs_a_study_trained_itself(tmp_path: Path) -> None:

@@ -10,11 +10,20 @@ published row cannot be set beside `tables/converged__final.csv` as it is. This 
 report's seed-mean curves (each evaluation's mean and bootstrap 95% CI over seeds) and writes, per
 task and method, the evaluation with the highest mean and its CI, beside the final one.
 
-EPyMARL's MPE figures are per agent (the team return divided by the number of agents; the first
-author says so in uoe-agents/epymarl issue 29), while our team reward is the sum over agents:
-`max_per_agent` divides the MPE rows by the number of agents. It does not make the figures
-comparable by itself: the MPE package differs too (see the README's "Against published
-benchmarks").
+EPyMARL's MPE figures are in another reward's units, and `max_epymarl` (with its CI,
+`max_epymarl_low`/`max_epymarl_high`) converts the MPE rows into them exactly (`epymarl_units`).
+EPyMARL ran simple_spread from the `mpe` package (semitable's fork of OpenAI's MPE) through its gym
+wrapper. There every agent's reward is -D - c_i per step, where D is the sum over landmarks of the
+nearest agent's distance and c_i counts the agents touching agent i, itself included (OpenAI's
+`is_collision(a, agent)` does not skip a == agent, so c_i >= 1); the env hands every agent the
+sum of these (`world.collaborative`), the wrapper sums that over agents again, and the paper
+divides by the number of agents (uoe-agents/epymarl issue 29): per step, R = -N D - N - 2P, with
+P the touching pairs. mpe2's simple_spread_v3 (here) gives agent i (1 - r)(-D) + r(-(c_i - 1))
+with r = local_ratio = 0.5, and our team reward sums them: G = -N D / 2 - P. So R = 2G - N per
+step and 2G - N T per episode of T steps, whatever the policy (`tests/test_published_results.py`
+checks the identity on mpe2's own episodes). Random play: -78.12 here (`random_policy.csv`),
+-231.2 in EPyMARL's units, -694 in their logged (unscaled) units, where issue 29 saw "around
+-700".
 """
 
 from __future__ import annotations
@@ -23,8 +32,14 @@ import sys
 
 import pandas as pd
 
-AGENTS = {"mpe:simple_spread_v3": 3}
-"""Agents per task whose published returns are per agent (simple_spread's default N=3)."""
+EPYMARL_MPE = {"mpe:simple_spread_v3": (3, 25)}
+"""(agents N, episode steps T) of the tasks whose published returns are in EPyMARL's MPE units."""
+
+
+def epymarl_units(team_return: float, agents: int, steps: int) -> float:
+    """A simple_spread team return of ours (mpe2, local_ratio 0.5, summed over agents) in the
+    units of EPyMARL's tables: 2 G - N T (the derivation is in this module's docstring)."""
+    return 2.0 * team_return - agents * steps
 
 
 def maximum_returns(curves: pd.DataFrame) -> pd.DataFrame:
@@ -34,12 +49,13 @@ def maximum_returns(curves: pd.DataFrame) -> pd.DataFrame:
     for (env, method), curve in curves.groupby(["env", "method"], sort=True):
         curve = curve.sort_values("step")
         best, last = curve.loc[curve["mean"].idxmax()], curve.iloc[-1]
-        agents = AGENTS.get(str(env))
+        units = EPYMARL_MPE.get(str(env))
         rows.append({
             "env": env, "method": method, "seeds": int(best["n"]),
             "max_step": int(best["step"]), "max_mean": best["mean"],
             "max_ci_low": best["ci_low"], "max_ci_high": best["ci_high"],
-            "max_per_agent": best["mean"] / agents if agents else None,
+            **{f"max_epymarl{suffix}": epymarl_units(best[column], *units) if units else None
+               for suffix, column in (("", "mean"), ("_low", "ci_low"), ("_high", "ci_high"))},
             "final_step": int(last["step"]), "final_mean": last["mean"],
         })
     return pd.DataFrame(rows)
