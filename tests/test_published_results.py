@@ -348,7 +348,7 @@ def _claims() -> tuple[str, ...]:
         f"{smax_steps:,} with {smax_envs} envs, {max(seeds)} seeds each, test of {tests} greedy episodes at "
         f"{points.pop()} points",
         f"Versions: torch {version('torch')}, mpe2 {version('mpe2')}, lbforaging {version('lbforaging')}, "
-        f"jaxmarl {version('jaxmarl')} (SMAX), Python {_prov('python')}, on an {_prov('machine.cpu')} machine "
+        f"jaxmarl {version('jaxmarl')} (SMAX), Python {_prov('python')}, on x86_64 machines "
         f"with {_prov('machine.cpus')} cores",
         f"ablation {_prov('ablation.train_hours')} train-hours, baselines {_prov('baselines.train_hours')} "
         f"({_prov('baselines.runs_reused')} more runs reused from the ablation), matrix games "
