@@ -524,6 +524,11 @@ def test_epymarls_maximum_return_is_the_best_seed_mean_evaluation_with_its_ci() 
     assert (lbf["max_step"], lbf["final_step"], lbf["seeds"]) == (300, 300, 4) and pd.isna(lbf["max_epymarl"])
 
 
+def _touching(a: Any, b: Any) -> bool:
+    """MPE's `is_collision`: centres closer than the two radii."""
+    return bool(np.linalg.norm(a.state.p_pos - b.state.p_pos) < a.size + b.size)
+
+
 def _openai_mpe_spread_reward(agent: Any, world: Any) -> float:
     """simple_spread's reward in OpenAI's MPE and semitable's fork that EPyMARL ran, written out
     from their `scenarios/simple_spread.py`: the landmarks' nearest-agent distances, and -1 per
@@ -531,10 +536,7 @@ def _openai_mpe_spread_reward(agent: Any, world: Any) -> float:
     rew = 0.0
     for landmark in world.landmarks:
         rew -= min(float(np.linalg.norm(a.state.p_pos - landmark.state.p_pos)) for a in world.agents)
-    for other in world.agents:
-        if np.linalg.norm(other.state.p_pos - agent.state.p_pos) < other.size + agent.size:
-            rew -= 1.0
-    return rew
+    return rew - sum(_touching(other, agent) for other in world.agents)
 
 
 def test_epymarls_mpe_units_are_twice_our_team_return_less_n_per_step() -> None:
@@ -558,10 +560,7 @@ def test_epymarls_mpe_units_are_twice_our_team_return_less_n_per_step() -> None:
             ours += sum(rewards.values())
             shared = sum(_openai_mpe_spread_reward(a, world) for a in world.agents)
             logged += shared * len(world.agents)
-            touching_steps += any(
-                np.linalg.norm(a.state.p_pos - b.state.p_pos) < a.size + b.size
-                for i, a in enumerate(world.agents) for b in world.agents[i + 1:]
-            )
+            touching_steps += any(_touching(a, b) for i, a in enumerate(world.agents) for b in world.agents[i + 1:])
         assert module.epymarl_units(ours, 3, 25) == pytest.approx(logged / 3, abs=1e-9)
     assert touching_steps > 0  # the collision terms were exercised, not only the distances
 
