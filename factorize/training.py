@@ -29,7 +29,7 @@ from factorize.chunks import take_chunks
 from factorize.config import RunConfig
 from factorize.envs import compiled_per_width, env_has_wins, env_info, env_notes, make_vec_env, resolve_backend
 from factorize.errors import FactorizeError
-from factorize.experiments.rundir import RunDir
+from factorize.experiments.rundir import RunDir, cpu_model
 from factorize.exploration import EpsilonSchedule, make_chooser
 from factorize.igm import igm_check
 from factorize.learner import DivergedError, Learner
@@ -93,6 +93,9 @@ def _mean(xs: list[float]) -> float | None:
 WINDOW_KEYS = ("return", "won", "loss", "q_tot_mean", "grad_norm")
 """What a train row averages since the last one: episodes' returns and wins, updates' stats."""
 
+THIS_CPU = cpu_model()
+"""The processor this process runs on, the key its CPU time counts under."""
+
 
 @dataclass
 class Progress:
@@ -114,10 +117,20 @@ class Progress:
     # on it differs from an uninterrupted run (the buffer refills from fresh episodes)
     buffer_refills: list[int] = field(default_factory=list)
     window: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in WINDOW_KEYS})
+    # `cpu_s` split by processor model: a run carried between sittings lands on other machines,
+    # whose CPU-seconds per step differ; time from a checkpoint older than the split is "unrecorded"
+    cpu_s_by_cpu: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in WINDOW_KEYS:  # a checkpoint from before a key was logged resumes with it empty
             self.window.setdefault(key, [])
+        if not self.cpu_s_by_cpu and self.cpu_s > 0:
+            self.cpu_s_by_cpu["unrecorded"] = self.cpu_s
+
+    def add_cpu(self, seconds: float) -> None:
+        """Count CPU time towards the run, and towards this machine's processor."""
+        self.cpu_s += seconds
+        self.cpu_s_by_cpu[THIS_CPU] = self.cpu_s_by_cpu.get(THIS_CPU, 0.0) + seconds
 
 
 class Trainer:
@@ -174,11 +187,16 @@ class Trainer:
             "optimizer": self.learner.optimizer.state_dict(),
             "updates": self.learner.updates,
             "buffer": self.buffer.state_dict() if self._keep_buffer() else None,
-            # the CPU time of the pass in progress counts too
-            "progress": {**asdict(self.p), "cpu_s": self.p.cpu_s + time.process_time() - self._c0},
+            "progress": asdict(self._with_pass_in_progress()),
             "rng": capture_rng(self._generators()),
         }
         self.rundir.save_checkpoint(state, self.p.steps, self.cfg.runner.keep_checkpoints)
+
+    def _with_pass_in_progress(self) -> Progress:
+        """The counters with the CPU time of the pass in progress counted too (for a checkpoint)."""
+        snapshot = replace(self.p, cpu_s_by_cpu=dict(self.p.cpu_s_by_cpu))
+        snapshot.add_cpu(time.process_time() - self._c0)
+        return snapshot
 
     def checkpoint_now(self) -> None:
         """A checkpoint at the current step, off the `checkpoint_interval` schedule (on SIGTERM).
@@ -287,7 +305,7 @@ class Trainer:
             self.rundir.write_metrics(self.p.rows)
             return None
         finally:
-            self.p.cpu_s += time.process_time() - c0
+            self.p.add_cpu(time.process_time() - c0)
         if row is not None and self.show_lines:
             print(self.test_line(row), file=sys.stderr, flush=True)
         return row
@@ -414,7 +432,7 @@ class Trainer:
             "buffer_refills": p.buffer_refills,
             "time": {"rollout_s": p.rollout_s, "update_s": p.update_s, "test_s": p.test_s,
                      "other_s": max(0.0, total - p.rollout_s - p.update_s - p.test_s), "total_s": total,
-                     "cpu_s": p.cpu_s},
+                     "cpu_s": p.cpu_s, "cpu_s_by_cpu": dict(p.cpu_s_by_cpu)},
             "env_steps_per_s": p.steps / max(total, 1e-9),
         }
         self.rundir.write_summary(summary)

@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from factorize.algorithms import ALGORITHMS
 from factorize.cli import main
-from factorize.experiments.rundir import RunDir
+from factorize.experiments.rundir import RunDir, cpu_model
 
 from conftest import run
 
@@ -290,6 +291,20 @@ def test_cpu_seconds_are_reported_and_carried_across_a_resume(tmp_path: Path) ->
     assert main(["train", "--resume", str(out)]) == 0
     resumed = json.loads((out / "summary.json").read_text())["time"]
     assert resumed["cpu_s"] > saved
+    # split by processor: all of it on this machine's, the two sittings summed
+    assert list(first["cpu_s_by_cpu"]) == list(resumed["cpu_s_by_cpu"]) == [cpu_model()]
+    assert first["cpu_s_by_cpu"][cpu_model()] == pytest.approx(first["cpu_s"])
+    assert resumed["cpu_s_by_cpu"][cpu_model()] == pytest.approx(resumed["cpu_s"])
+    assert yaml.safe_load((out / "config.yaml").read_text())["provenance"]["cpu"] == cpu_model()
+
+
+def test_cpu_time_from_a_checkpoint_older_than_the_split_counts_as_unrecorded() -> None:
+    from factorize.training import Progress
+
+    old = Progress(cpu_s=5.0)
+    old.add_cpu(1.5)
+    assert old.cpu_s == 6.5 and old.cpu_s_by_cpu == {"unrecorded": 5.0, cpu_model(): 1.5}
+    assert Progress().cpu_s_by_cpu == {}
 
 
 def test_train_rows_log_the_gradient_norm_before_clipping(tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ A sweep whose manifest is not under `results` keeps its rows from the committed 
 ran on machines since gone). The studies that span sittings (`pilot`, `converged`) are read from
 their committed run directories instead: runs planned (the spec's full budget) and finished, and the
 CPU time of the finished runs each trained itself (`time.cpu_s` of `summary.json`; a run adopted
-from another study counts towards the study that trained it, `trained_by` in its `sweep.yaml`).
+from another study counts towards the study that trained it, `trained_by` in its `sweep.yaml`),
+also split by processor model (`time.cpu_s_by_cpu`; "unrecorded" for time trained before runs
+recorded it). `machine.cpu` is the processor of the machine that ran this script.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from factorize.experiments.plan import plan_runs, run_ids
+from factorize.experiments.rundir import cpu_model
 from factorize.experiments.runstate import read_summary, read_sweep_meta
 from factorize.experiments.spec import load_spec_file
 from factorize.experiments.specs_index import resolve_spec
@@ -35,13 +38,6 @@ PACKAGES = ("torch", "numpy", "pandas", "seaborn", "pettingzoo", "mpe2", "lbfora
 SPECS = ("ablation", "baselines", "matrix_games")
 STUDIES = ("pilot", "converged")
 RESULTS = Path(__file__).resolve().parent
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main(root: str) -> None:
@@ -101,6 +97,7 @@ def study_rows(name: str, runs_dir: Path, head: str) -> list[tuple[str, object]]
     planned = run_ids(load_spec_file(resolve_spec(name)))  # no env packages needed to count
     finished = diverged = trained_here = 0
     cpu_s = 0.0
+    by_cpu: dict[str, float] = {}
     for rid in planned:
         summary = read_summary(runs_dir / rid) or {}
         diverged += summary.get("status") == "diverged"  # ended early, counted as done by the sweep
@@ -110,9 +107,14 @@ def study_rows(name: str, runs_dir: Path, head: str) -> list[tuple[str, object]]
         if (read_sweep_meta(runs_dir / rid) or {}).get("trained_by", name) == name:
             trained_here += 1
             cpu_s += summary["time"]["cpu_s"]
+            # runs finished before summaries split CPU time by processor count as "unrecorded"
+            split = summary["time"].get("cpu_s_by_cpu") or {"unrecorded": summary["time"]["cpu_s"]}
+            for cpu, seconds in split.items():
+                by_cpu[cpu] = by_cpu.get(cpu, 0.0) + seconds
     return [(f"{name}.counted_at_commit", head), (f"{name}.runs", len(planned)),
             (f"{name}.runs_finished", finished), (f"{name}.runs_diverged", diverged),
-            (f"{name}.runs_trained_here", trained_here), (f"{name}.cpu_hours", round(cpu_s / 3600, 2))]
+            (f"{name}.runs_trained_here", trained_here), (f"{name}.cpu_hours", round(cpu_s / 3600, 2)),
+            *((f"{name}.cpu_hours.{cpu}", round(seconds / 3600, 2)) for cpu, seconds in sorted(by_cpu.items()))]
 
 
 if __name__ == "__main__":

@@ -93,8 +93,21 @@ def _version(package: str) -> str | None:
 ENV_PACKAGES = ("pettingzoo", "mpe2", "lbforaging", "rware", "jaxmarl", "gymnasium")
 
 
+def cpu_model() -> str:
+    """The processor's model name (`/proc/cpuinfo`), else what `platform` knows: runs of one
+    study land on different machines between sittings, and CPU-seconds per step differ by CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def provenance() -> dict[str, Any]:
-    """What produced a run: library versions, the git commit, the machine."""
+    """What produced a run: library versions, the git commit, the machine (the last sitting's,
+    as config.yaml is written again on resume; `summary.json` splits CPU time by processor)."""
     return {
         "factorize": _version("factorize"),
         "python": platform.python_version(),
@@ -103,6 +116,7 @@ def provenance() -> dict[str, Any]:
         "env_packages": {p: v for p in ENV_PACKAGES if (v := _version(p)) is not None},
         "git_commit": _git_commit(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
     }
 
 
