@@ -216,7 +216,7 @@ def _plan_sweep(args: argparse.Namespace) -> int:
     reused = reusable(tasks, args.reuse or ())
     todo = [t for t in tasks if t.run_id not in complete and t.run_id not in reused]
     per_env = Counter(t.env for t in tasks)
-    left = estimate(todo, measured_rates(planned, complete, reused))
+    left = estimate(todo, measured_rates(planned, reused))
     print(json.dumps({"experiment": spec.name, "budget": args.budget, "out": str(out), "runs": len(tasks),
                       "complete": len(tasks) - len(todo), "reused": sum(t.run_id in reused for t in tasks),
                       "to_run": len(todo),

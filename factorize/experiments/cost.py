@@ -2,11 +2,12 @@
 
 A study that spans sittings needs, before each one, the env steps still to go and roughly how many
 CPU-hours they take, so a sitting starts the runs it can finish and a closing note can say what is
-left. The price of a step comes from the finished runs' own `summary.json` (`time.cpu_s` over
-`steps`), per (env, method) where that pair has finished runs; otherwise from the env's median
-rate scaled by the method's cost relative to the medians of the envs where it has finished. That
-fallback is rough (a method's relative cost moves between envs), which is why the figure is called
-an estimate. An env with no finished run at all cannot be priced and is counted apart.
+left. The price of a step comes from the ended runs' own `summary.json` (`time.cpu_s` over
+`steps`; a run that ended at a shorter budget counts), per (env, method) where that pair has ended
+runs; otherwise from the env's median rate scaled by the method's cost relative to the medians of
+the envs where it has ended. That fallback is rough (a method's relative cost moves between
+envs), which is why the figure is called an estimate. An env with no ended run at all cannot be
+priced and is counted apart.
 """
 
 from __future__ import annotations
@@ -46,17 +47,18 @@ def _cpu_s_per_step(run_dir: Path) -> float | None:
     return float(cpu_s) / steps
 
 
-def measured_rates(tasks: list[RunTask], complete: set[str],
+def measured_rates(tasks: list[RunTask],
                    elsewhere: Mapping[str, Path] | None = None) -> dict[tuple[str, str], list[float]]:
-    """CPU seconds per env step of each complete run, grouped by (env, method); `elsewhere` maps
-    run ids to finished copies in another sweep's directory (`--reuse`), which count too."""
+    """CPU seconds per env step of each run that has ended, grouped by (env, method): complete
+    runs, and runs that ended at a shorter budget, which a sweep trains on (their own rate is the
+    best price of their extension); `elsewhere` maps run ids to finished copies in another
+    sweep's directory (`--reuse`), which count too."""
     elsewhere = elsewhere or {}
     rates: dict[tuple[str, str], list[float]] = defaultdict(list)
     for task in tasks:
-        if task.run_id in complete or task.run_id in elsewhere:
-            rate = _cpu_s_per_step(Path(elsewhere.get(task.run_id, task.run_dir)))
-            if rate is not None:
-                rates[(task.env, task.method)].append(rate)
+        rate = _cpu_s_per_step(Path(elsewhere.get(task.run_id, task.run_dir)))
+        if rate is not None:
+            rates[(task.env, task.method)].append(rate)
     return rates
 
 
