@@ -25,10 +25,14 @@ def _finish(task: RunTask, cpu_s: float, steps: int) -> None:
     (run / "summary.json").write_text(json.dumps({"status": "finished", "steps": steps, "time": {"cpu_s": cpu_s}}))
 
 
-def _reach(task: RunTask, step: int) -> None:
+def _reach(task: RunTask, step: int, checkpoint: int | None = None) -> None:
+    """Metrics up to `step`, and a (carried) checkpoint at `checkpoint` unless None."""
     run = Path(task.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     (run / "metrics.csv").write_text("step,episode,split\n" + f"{step // 2},1,train\n{step},2,test\n")
+    if checkpoint is not None:
+        (run / "checkpoints").mkdir(exist_ok=True)
+        (run / "checkpoints" / f"carried_step_{checkpoint:012d}.pt").write_bytes(b"")
 
 
 def test_a_measured_pair_prices_its_own_runs_and_counts_steps_from_the_newest_row(tmp_path: Path) -> None:
@@ -36,7 +40,7 @@ def test_a_measured_pair_prices_its_own_runs_and_counts_steps_from_the_newest_ro
     _finish(done[0], cpu_s=100.0, steps=1000)  # 0.1 s per step
     _finish(done[1], cpu_s=300.0, steps=1000)  # 0.3: the median of the two is 0.2
     stopped, fresh = _task(tmp_path, "a", "vdn", 2), _task(tmp_path, "a", "vdn", 3)
-    _reach(stopped, 400)
+    _reach(stopped, 450, checkpoint=400)  # resumed from its checkpoint: rows after it are trained again
     cost = estimate([stopped, fresh], measured_rates([*done, stopped, fresh]))
     assert cost.steps_left == 600 + 1000
     assert cost.cpu_hours == pytest.approx(1600 * 0.2 / 3600)
@@ -79,7 +83,16 @@ def test_a_run_that_ended_at_a_shorter_budget_prices_its_own_extension(tmp_path:
     1,000) prices the 2,000 steps a sweep trains it on, where no run of the env is complete."""
     extended = _task(tmp_path, "a", "qmix", steps=3000)
     _finish(extended, cpu_s=500.0, steps=1000)
-    _reach(extended, 1000)
+    _reach(extended, 1000, checkpoint=1000)
     cost = estimate([extended], measured_rates([extended]))
     assert cost.unpriced_runs == 0 and cost.steps_left == 2000
     assert cost.cpu_hours == pytest.approx(2000 * 0.5 / 3600)
+
+
+def test_a_run_whose_checkpoints_stayed_on_another_machine_counts_from_scratch(tmp_path: Path) -> None:
+    """Committed metrics reach 1,000 steps but no checkpoint is here (a finished run's carried copy
+    is not kept): a sweep extending it to 3,000 trains it again from 0."""
+    elsewhere = _task(tmp_path, "a", "qmix", steps=3000)
+    _finish(elsewhere, cpu_s=500.0, steps=1000)
+    _reach(elsewhere, 1000)
+    assert estimate([elsewhere], measured_rates([elsewhere])).steps_left == 3000

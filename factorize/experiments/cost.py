@@ -20,6 +20,7 @@ from statistics import median
 
 from factorize.experiments import runstate
 from factorize.experiments.plan import RunTask
+from factorize.experiments.rundir import RunDir
 
 
 @dataclass
@@ -63,9 +64,10 @@ def measured_rates(tasks: list[RunTask],
 
 
 def estimate(todo: list[RunTask], measured: dict[tuple[str, str], list[float]]) -> Cost:
-    """Steps and CPU-hours the runs in `todo` still need (a carried or stopped run counts from the
-    newest step its metrics.csv reached), priced by `measured` (`measured_rates` of the sweep's
-    whole plan, so an `--only` selection is priced by every finished run)."""
+    """Steps and CPU-hours the runs in `todo` still need (a carried or stopped run counts from its
+    newest checkpoint, where a sweep resumes it; one without a checkpoint here starts over),
+    priced by `measured` (`measured_rates` of the sweep's whole plan, so an `--only` selection is
+    priced by every ended run)."""
     rates = {key: median(values) for key, values in measured.items()}
     per_env: dict[str, list[float]] = defaultdict(list)
     for (env, _), rate in rates.items():
@@ -79,7 +81,7 @@ def estimate(todo: list[RunTask], measured: dict[tuple[str, str], list[float]]) 
     cost = Cost()
     hours: dict[str, float] = defaultdict(float)
     for task in todo:
-        left = max(0, task.steps - runstate.steps_done(Path(task.run_dir)))
+        left = max(0, task.steps - RunDir(task.run_dir).resumable_step())
         cost.steps_left += left
         price = rates.get((task.env, task.method))
         if price is None and task.env in env_rate:

@@ -185,6 +185,13 @@ class RunDir:
         found = [*folder.glob("step_*.pt"), *folder.glob(f"{CARRIED_PREFIX}step_*.pt")]
         return sorted(found, key=lambda f: (_checkpoint_step(f), not f.name.startswith(CARRIED_PREFIX)))
 
+    def resumable_step(self) -> int:
+        """The step a resumed run goes on from: its newest checkpoint's (local or carried), else 0.
+        Rows of metrics.csv beyond it are trained again; a run whose checkpoints stayed on
+        another machine starts over."""
+        found = self.checkpoints()
+        return max(0, _checkpoint_step(found[-1])) if found else 0
+
     def carry_checkpoint(self) -> Path | None:
         """A copy of the newest checkpoint without its replay buffer, small enough to commit.
 
