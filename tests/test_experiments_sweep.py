@@ -189,9 +189,9 @@ def test_an_only_pattern_that_matches_no_run_exits_2_naming_a_run_id(
 
 def test_a_dry_run_prices_the_runs_left_by_the_finished_ones(tiny: tuple[Path, Path], tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    """One summary gone: that run's steps are left, priced at its method's measured rate (VDN's other
-    seed, here made 120 CPU-seconds per step: 300 steps, 10 hours); an empty sweep directory has
-    nothing to price by."""
+    """One run's files gone (summary, metrics, checkpoints): its steps are left, priced at its
+    method's measured rate (VDN's other seed, here made 120 CPU-seconds per step: 300 steps, 10
+    hours); an empty sweep directory has nothing to price by."""
     spec, reference = tiny
     out = tmp_path / "copy"
     shutil.copytree(reference, out)
@@ -200,6 +200,7 @@ def test_a_dry_run_prices_the_runs_left_by_the_finished_ones(tiny: tuple[Path, P
     (out / RUN_IDS[0] / "summary.json").write_text(json.dumps(kept))
     (out / RUN_IDS[1] / "summary.json").unlink()
     (out / RUN_IDS[1] / "metrics.csv").unlink()
+    shutil.rmtree(out / RUN_IDS[1] / "checkpoints")  # else it resumes from its last one, at the end
     assert main(["sweep", str(spec), "--budget", "quick", "--out", str(out), "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["to_run"] == 1 and plan["env_steps_left"] == TINY["budgets"]["quick"]["steps"] == 300
