@@ -93,9 +93,6 @@ def _mean(xs: list[float]) -> float | None:
 WINDOW_KEYS = ("return", "won", "loss", "q_tot_mean", "grad_norm")
 """What a train row averages since the last one: episodes' returns and wins, updates' stats."""
 
-THIS_CPU = cpu_model()
-"""The processor this process runs on, the key its CPU time counts under."""
-
 
 @dataclass
 class Progress:
@@ -130,7 +127,8 @@ class Progress:
     def add_cpu(self, seconds: float) -> None:
         """Count CPU time towards the run, and towards this machine's processor."""
         self.cpu_s += seconds
-        self.cpu_s_by_cpu[THIS_CPU] = self.cpu_s_by_cpu.get(THIS_CPU, 0.0) + seconds
+        cpu = cpu_model()
+        self.cpu_s_by_cpu[cpu] = self.cpu_s_by_cpu.get(cpu, 0.0) + seconds
 
 
 class Trainer:

@@ -7,6 +7,7 @@ a half-written file behind; the previous version stays intact until the new one 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -93,9 +94,11 @@ def _version(package: str) -> str | None:
 ENV_PACKAGES = ("pettingzoo", "mpe2", "lbforaging", "rware", "jaxmarl", "gymnasium")
 
 
+@functools.cache
 def cpu_model() -> str:
-    """The processor's model name (`/proc/cpuinfo`), else what `platform` knows: runs of one
-    study land on different machines between sittings, and CPU-seconds per step differ by CPU."""
+    """The processor's model name (`/proc/cpuinfo`, read once per process), else what `platform`
+    knows: runs of one study land on different machines between sittings, and CPU-seconds per
+    step differ by CPU."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
