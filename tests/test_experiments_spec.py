@@ -16,7 +16,7 @@ from factorize.cli import main
 from factorize.config import RunConfig
 from factorize.errors import FactorizeError
 from factorize.experiments import executors
-from factorize.experiments.plan import RESULTS_VERSION, config_hash, plan_runs, run_ids
+from factorize.experiments.plan import RESULTS_VERSION, config_hash, plan_runs, planned_steps, run_ids
 from factorize.experiments.spec import SpecError, parse_spec
 from factorize.experiments.specs_index import builtin_specs, list_experiments
 from factorize.experiments.sweep import load_spec
@@ -242,6 +242,9 @@ def test_the_converged_study_plans_the_pilots_runs_so_it_adopts_them(tmp_path: P
     converged = {t.run_id: t for t in plan_runs(load_spec("converged"), "full", tmp_path)}
     assert len(pilot) == 25 and all(converged[run_id].config_hash == h for run_id, h in pilot.items())
     assert run_ids(load_spec("converged")) == list(converged)
+    steps = planned_steps(load_spec("converged"), "full")  # what provenance.py counts against
+    assert steps == {run_id: task.steps for run_id, task in converged.items()}
+    assert steps["smax-3s5z/qmix/default/s0"] == 3_000_000 and steps["smax-3m/qmix/default/s0"] == 1_000_000
     tasks = {t.env for t in converged.values()}
     assert tasks == {"mpe:simple_spread_v3", "lbf:Foraging-8x8-2p-2f-coop-v3", "smax:3m", "smax:2s3z", "smax:3s5z"}
     for env in tasks - {"smax:3s5z"}:  # every method, and every component and trick over full QMIX, 5 seeds each

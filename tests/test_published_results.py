@@ -566,31 +566,35 @@ def test_epymarls_mpe_units_are_twice_our_team_return_less_n_per_step() -> None:
 
 
 def test_study_compute_counts_only_the_finished_runs_a_study_trained_itself(tmp_path: Path) -> None:
-    """Four run directories of the converged spec: two trained here (600 CPU-s; 7,200 split over
+    """Five run directories of the converged spec: two trained here (600 CPU-s; 7,200 split over
     three processors), one adopted from the pilot (its CPU time belongs to the pilot), one
-    diverged; an unfinished run has no summary."""
+    diverged, one finished at 2M before 3s5z's budget became 3M (not done; its time was spent);
+    an unfinished run has no summary."""
     module = _load_script("provenance.py")
 
-    def run(run_id: str, status: str, cpu_s: float, trained_by: str, by_cpu: dict[str, float] | None = None) -> None:
+    def run(run_id: str, status: str, cpu_s: float, trained_by: str, by_cpu: dict[str, float] | None = None,
+            steps: int = 2_000_800) -> None:
         folder = tmp_path / run_id
         folder.mkdir(parents=True)
         timing = {"cpu_s": cpu_s, **({"cpu_s_by_cpu": by_cpu} if by_cpu else {})}
-        (folder / "summary.json").write_text(json.dumps({"status": status, "time": timing}))
+        (folder / "summary.json").write_text(json.dumps({"status": status, "steps": steps, "time": timing}))
         (folder / "sweep.yaml").write_text(f"experiment: converged\ntrained_by: {trained_by}\n")
 
     run("mpe-simple_spread_v3/vdn/default/s0", "finished", 600.0, "converged")
     run("mpe-simple_spread_v3/iql/default/s1", "finished", 7200.0, "converged",
         {"unrecorded": 3600.0, "EPYC": 1800.0, "Xeon": 1800.0})  # carried over three sittings
     run("mpe-simple_spread_v3/qmix/default/s0", "finished", 9000.0, "pilot")
-    run("mpe-simple_spread_v3/qmix/no_target/s0", "diverged", 50.0, "converged")
+    run("mpe-simple_spread_v3/qmix/no_target/s0", "diverged", 50.0, "converged", steps=150_000)
+    run("smax-3s5z/vdn/default/s0", "finished", 1800.0, "converged", steps=2_000_800)  # planned: 3M
     (tmp_path / "mpe-simple_spread_v3/iql/default/s0").mkdir(parents=True)  # in progress
     rows = dict(module.study_rows("converged", tmp_path, "abc1234"))
     assert rows["converged.runs"] == 400
-    assert (rows["converged.runs_finished"], rows["converged.runs_diverged"]) == (3, 1)
-    assert rows["converged.runs_trained_here"] == 2 and rows["converged.cpu_hours"] == round(7800 / 3600, 2)
+    assert (rows["converged.runs_finished"], rows["converged.runs_short_of_budget"],
+            rows["converged.runs_diverged"]) == (3, 1, 1)
+    assert rows["converged.runs_trained_here"] == 3 and rows["converged.cpu_hours"] == round(9600 / 3600, 2)
     # split by processor; a summary without the split counts as unrecorded
     assert (rows["converged.cpu_hours.unrecorded"], rows["converged.cpu_hours.EPYC"],
-            rows["converged.cpu_hours.Xeon"]) == (round(4200 / 3600, 2), 0.5, 0.5)
+            rows["converged.cpu_hours.Xeon"]) == (round(6000 / 3600, 2), 0.5, 0.5)
 
 
 class _WeightedSum(torch.nn.Module):

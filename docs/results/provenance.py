@@ -8,8 +8,9 @@ Reads each sweep's manifest (`results/<spec>/sweep.json`) and spec copy; `item,v
 Runs that a sweep reused from another (same config hash) count towards the sweep that trained them.
 A sweep whose manifest is not under `results` keeps its rows from the committed CSV (those sweeps
 ran on machines since gone). The studies that span sittings (`pilot`, `converged`) are read from
-their committed run directories instead: runs planned (the spec's full budget) and finished, and the
-CPU time of the finished runs each trained itself (`time.cpu_s` of `summary.json`; a run adopted
+their committed run directories instead: runs planned (the spec's full budget) and finished at
+it (one finished before its budget was raised counts as short of it), and the CPU time of the
+finished runs each trained itself (`time.cpu_s` of `summary.json`; a run adopted
 from another study counts towards the study that trained it, `trained_by` in its `sweep.yaml`),
 also split by processor model (`time.cpu_s_by_cpu`; "unrecorded" for time trained before runs
 recorded it). `machine.cpu` is the processor of the machine that ran this script.
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from factorize.experiments.plan import plan_runs, run_ids
+from factorize.experiments.plan import plan_runs, planned_steps
 from factorize.experiments.rundir import cpu_model
 from factorize.experiments.runstate import read_summary, read_sweep_meta
 from factorize.experiments.spec import load_spec_file
@@ -94,16 +95,20 @@ def main(root: str) -> None:
 
 def study_rows(name: str, runs_dir: Path, head: str) -> list[tuple[str, object]]:
     """Runs planned and finished, and core-hours, of a study from its committed run directories."""
-    planned = run_ids(load_spec_file(resolve_spec(name)))  # no env packages needed to count
-    finished = diverged = trained_here = 0
+    planned = planned_steps(load_spec_file(resolve_spec(name)), "full")  # no env packages needed
+    finished = short = diverged = trained_here = 0
     cpu_s = 0.0
     by_cpu: dict[str, float] = {}
-    for rid in planned:
+    for rid, steps in planned.items():
         summary = read_summary(runs_dir / rid) or {}
         diverged += summary.get("status") == "diverged"  # ended early, counted as done by the sweep
         if summary.get("status") != "finished":
             continue
-        finished += 1
+        # a run finished before its budget was raised is not done (the sweep trains it on), but
+        # the CPU time it took was spent
+        done = summary.get("steps", steps) >= steps
+        finished += done
+        short += not done
         if (read_sweep_meta(runs_dir / rid) or {}).get("trained_by", name) == name:
             trained_here += 1
             cpu_s += summary["time"]["cpu_s"]
@@ -112,7 +117,8 @@ def study_rows(name: str, runs_dir: Path, head: str) -> list[tuple[str, object]]
             for cpu, seconds in split.items():
                 by_cpu[cpu] = by_cpu.get(cpu, 0.0) + seconds
     return [(f"{name}.counted_at_commit", head), (f"{name}.runs", len(planned)),
-            (f"{name}.runs_finished", finished), (f"{name}.runs_diverged", diverged),
+            (f"{name}.runs_finished", finished), (f"{name}.runs_short_of_budget", short),
+            (f"{name}.runs_diverged", diverged),
             (f"{name}.runs_trained_here", trained_here), (f"{name}.cpu_hours", round(cpu_s / 3600, 2)),
             *((f"{name}.cpu_hours.{cpu}", round(seconds / 3600, 2)) for cpu, seconds in sorted(by_cpu.items()))]
 

@@ -72,6 +72,16 @@ def run_ids(spec: ExperimentSpec) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def planned_steps(spec: ExperimentSpec, budget: str) -> dict[str, int]:
+    """Each run id of `spec` (plan order) -> its env steps at `budget`, without building configs:
+    where a budget was raised, a run finished at the old one is short of it (the sweep trains it on)."""
+    steps: dict[str, int] = {}
+    for grid in spec.grids:
+        for env, algo, variant, seed in _grid_places(grid):
+            steps.setdefault(run_id(env, algo, variant.name, seed), grid.budgets[budget].steps)
+    return steps
+
+
 @dataclass
 class RunTask:
     """Everything a worker needs to train one run; JSON-serialisable so it crosses processes."""
